@@ -1,0 +1,370 @@
+// Package config holds jupyterhub-go's configuration: one TOML file in which every key has a
+// default, so an empty file (or none at all) runs a hub on 127.0.0.1:8000 with PAM login.
+//
+// Load rejects unknown keys by name, and Validate explains each problem with the key and the fix,
+// because a hub that starts with a silently ignored typo is worse than one that refuses to start.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultPath is where the packaged unit looks for the config.
+const DefaultPath = "/etc/jupyterhub-go/config.toml"
+
+// Config is the whole configuration file.
+type Config struct {
+	Hub     Hub     `toml:"hub"`
+	Auth    Auth    `toml:"auth"`
+	Spawner Spawner `toml:"spawner"`
+}
+
+// Hub is the [hub] section: where the hub listens and keeps its state.
+type Hub struct {
+	// Listen is the address of the hub's one HTTP port (pages, API, and the /user/ router).
+	Listen string `toml:"listen"`
+	// BaseURL is the path prefix of everything the hub serves, "/" unless the hub shares a host.
+	BaseURL string `toml:"base_url"`
+	// PublicURL is how browsers reach the hub (e.g. https://jupyter.example.org); "" means "as requested".
+	PublicURL string `toml:"public_url"`
+	// DataDir holds the sqlite database, the cookie secret and the servers' environment files.
+	DataDir string `toml:"data_dir"`
+	// APIURL is the hub API as user servers reach it; "" derives it from Listen.
+	APIURL string `toml:"api_url"`
+	// TrustedProxies are the networks whose X-Forwarded-* headers are believed.
+	TrustedProxies []string `toml:"trusted_proxies"`
+	// CookieMaxAge bounds browser logins and the OAuth tokens issued to user servers.
+	CookieMaxAge Duration `toml:"cookie_max_age"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+	// MaxBodyBytes caps API request bodies.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+}
+
+// Auth is the [auth] section: who may log in and who is an admin.
+type Auth struct {
+	Method        string   `toml:"method"`
+	AdminUsers    []string `toml:"admin_users"`
+	AdminGroups   []string `toml:"admin_groups"`
+	AllowedUsers  []string `toml:"allowed_users"`
+	AllowedGroups []string `toml:"allowed_groups"`
+	PAM           PAM      `toml:"pam"`
+}
+
+// PAM is [auth.pam].
+type PAM struct {
+	Service string `toml:"service"`
+	ConfDir string `toml:"conf_dir"`
+	// MinUID keeps system accounts (root included) out even if they have a password.
+	MinUID int `toml:"min_uid"`
+}
+
+// Spawner is the [spawner] section: how each user's server unit is built.
+type Spawner struct {
+	Cmd        []string          `toml:"cmd"`
+	Args       []string          `toml:"args"`
+	DefaultURL string            `toml:"default_url"`
+	Env        map[string]string `toml:"env"`
+	// EnvKeep copies these variables from the hub's own environment, as JupyterHub's env_keep does.
+	EnvKeep []string `toml:"env_keep"`
+	// Path is the PATH the server starts with.
+	Path string `toml:"path"`
+	// WorkingDir is the server's working directory; "" is the user's home. {USERNAME} is expanded.
+	WorkingDir string `toml:"working_dir"`
+
+	MemoryMax Size    `toml:"memory_max"`
+	CPUQuota  Percent `toml:"cpu_quota"`
+	TasksMax  uint64  `toml:"tasks_max"`
+	Slice     string  `toml:"slice"`
+
+	PrivateTmp      bool   `toml:"private_tmp"`
+	NoNewPrivileges bool   `toml:"no_new_privileges"`
+	ProtectSystem   string `toml:"protect_system"`
+
+	UnitPrefix string `toml:"unit_prefix"`
+	// StartTimeout bounds the whole spawn, from request to the server answering HTTP.
+	StartTimeout Duration `toml:"start_timeout"`
+	// SlowSpawnTimeout is how long the API waits before answering 202 instead of 201.
+	SlowSpawnTimeout Duration `toml:"slow_spawn_timeout"`
+	// StopTimeout bounds stopping a unit.
+	StopTimeout Duration `toml:"stop_timeout"`
+	// PortRange is where user servers' ports are picked, as "low-high".
+	PortRange string `toml:"port_range"`
+}
+
+// Default returns the configuration an empty file produces.
+func Default() Config {
+	return Config{
+		Hub: Hub{
+			Listen:         "127.0.0.1:8000",
+			BaseURL:        "/",
+			DataDir:        "/var/lib/jupyterhub-go",
+			TrustedProxies: []string{"127.0.0.1/32", "::1/128"},
+			CookieMaxAge:   Duration(14 * 24 * time.Hour),
+			LogLevel:       "info",
+			MaxBodyBytes:   1 << 20,
+		},
+		Auth: Auth{
+			Method: "pam",
+			PAM:    PAM{Service: "jupyterhub-go", ConfDir: "/etc/pam.d", MinUID: 1000},
+		},
+		Spawner: Spawner{
+			Cmd:              []string{"/usr/bin/jupyterhub-singleuser"},
+			EnvKeep:          []string{"LANG", "LC_ALL", "JUPYTERHUB_SINGLEUSER_APP"},
+			Path:             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+			MemoryMax:        Size(2 << 30),
+			CPUQuota:         Percent(200),
+			TasksMax:         512,
+			Slice:            "jupyterhub-users.slice",
+			PrivateTmp:       true,
+			NoNewPrivileges:  true,
+			ProtectSystem:    "full",
+			UnitPrefix:       "jupyter",
+			StartTimeout:     Duration(120 * time.Second),
+			SlowSpawnTimeout: Duration(10 * time.Second),
+			StopTimeout:      Duration(30 * time.Second),
+			PortRange:        "49152-60999",
+		},
+	}
+}
+
+// Load reads the file at path over the defaults. A missing file is an error only if mustExist.
+func Load(path string, mustExist bool) (Config, error) {
+	cfg := Default()
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) && !mustExist {
+		return cfg, nil
+	}
+	if err != nil {
+		return cfg, fmt.Errorf("read config: %w", err)
+	}
+	if err := Parse(data, &cfg); err != nil {
+		return cfg, fmt.Errorf("%s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes TOML into cfg, which should hold the defaults. Unknown keys are errors.
+func Parse(data []byte, cfg *Config) error {
+	md, err := toml.NewDecoder(bytes.NewReader(data)).Decode(cfg)
+	if err != nil {
+		var perr toml.ParseError
+		if errors.As(err, &perr) {
+			return fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+		}
+		return err
+	}
+	if undecoded := md.Undecoded(); len(undecoded) > 0 {
+		keys := make([]string, len(undecoded))
+		for i, k := range undecoded {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("unknown key(s) %s: check the spelling against the documented keys in config.example.toml", strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Validate checks the values and returns every problem found, each naming its key and the fix.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+
+	if _, _, err := net.SplitHostPort(c.Hub.Listen); err != nil {
+		bad("hub.listen", "%q is not host:port (e.g. \"127.0.0.1:8000\")", c.Hub.Listen)
+	}
+	if !strings.HasPrefix(c.Hub.BaseURL, "/") || !strings.HasSuffix(c.Hub.BaseURL, "/") {
+		bad("hub.base_url", "%q must start and end with \"/\" (e.g. \"/\" or \"/jupyter/\")", c.Hub.BaseURL)
+	}
+	if c.Hub.PublicURL != "" {
+		if u, err := url.Parse(c.Hub.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("hub.public_url", "%q must be an absolute http(s) URL such as \"https://jupyter.example.org\"", c.Hub.PublicURL)
+		}
+	}
+	if c.Hub.APIURL != "" {
+		if u, err := url.Parse(c.Hub.APIURL); err != nil || u.Scheme == "" || u.Host == "" {
+			bad("hub.api_url", "%q must be an absolute URL such as \"http://127.0.0.1:8000/hub/api\", or empty", c.Hub.APIURL)
+		}
+	}
+	if !filepath.IsAbs(c.Hub.DataDir) {
+		bad("hub.data_dir", "%q must be an absolute path", c.Hub.DataDir)
+	}
+	for _, p := range c.Hub.TrustedProxies {
+		if _, err := netip.ParsePrefix(p); err != nil {
+			bad("hub.trusted_proxies", "%q is not a network in CIDR form (e.g. \"127.0.0.1/32\")", p)
+		}
+	}
+	if c.Hub.CookieMaxAge <= 0 {
+		bad("hub.cookie_max_age", "must be positive (e.g. \"336h\")")
+	}
+	switch c.Hub.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("hub.log_level", "%q is not one of debug, info, warn, error", c.Hub.LogLevel)
+	}
+	if c.Hub.MaxBodyBytes < 1024 {
+		bad("hub.max_body_bytes", "%d is too small; use at least 1024", c.Hub.MaxBodyBytes)
+	}
+
+	switch c.Auth.Method {
+	case "pam":
+		if c.Auth.PAM.Service == "" || strings.ContainsRune(c.Auth.PAM.Service, '/') {
+			bad("auth.pam.service", "%q must be a PAM service name such as \"jupyterhub-go\"", c.Auth.PAM.Service)
+		}
+		if c.Auth.PAM.MinUID < 0 {
+			bad("auth.pam.min_uid", "must not be negative")
+		}
+	default:
+		bad("auth.method", "%q is not supported; use \"pam\"", c.Auth.Method)
+	}
+	for _, u := range append(append([]string{}, c.Auth.AdminUsers...), c.Auth.AllowedUsers...) {
+		if err := ValidUsername(u); err != nil {
+			bad("auth.admin_users/allowed_users", "%v", err)
+		}
+	}
+
+	s := c.Spawner
+	if len(s.Cmd) == 0 || !filepath.IsAbs(s.Cmd[0]) {
+		bad("spawner.cmd", "%q must be a list whose first item is an absolute path, e.g. [\"/usr/bin/jupyterhub-singleuser\"]", s.Cmd)
+	}
+	for k := range s.Env {
+		if !envName.MatchString(k) {
+			bad("spawner.env", "%q is not a valid environment variable name", k)
+		}
+	}
+	if s.Slice != "" && !strings.HasSuffix(s.Slice, ".slice") {
+		bad("spawner.slice", "%q must end in \".slice\" (or be empty for systemd's default)", s.Slice)
+	}
+	switch s.ProtectSystem {
+	case "", "true", "full", "strict":
+	default:
+		bad("spawner.protect_system", "%q is not one of \"\", \"true\", \"full\", \"strict\"", s.ProtectSystem)
+	}
+	if !unitPrefix.MatchString(s.UnitPrefix) {
+		bad("spawner.unit_prefix", "%q must be letters, digits, '_' or '-' (e.g. \"jupyter\")", s.UnitPrefix)
+	}
+	if s.StartTimeout <= 0 || s.SlowSpawnTimeout <= 0 || s.StopTimeout <= 0 {
+		bad("spawner.start_timeout/slow_spawn_timeout/stop_timeout", "must be positive durations such as \"120s\"")
+	}
+	if _, _, err := c.Spawner.Ports(); err != nil {
+		bad("spawner.port_range", "%v", err)
+	}
+
+	return errors.Join(errs...)
+}
+
+// Ports returns the low and high end of PortRange.
+func (s Spawner) Ports() (int, int, error) {
+	lo, hi, ok := strings.Cut(s.PortRange, "-")
+	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
+	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
+	if !ok || err1 != nil || err2 != nil || l < 1024 || h > 65535 || l >= h {
+		return 0, 0, fmt.Errorf("%q must be \"low-high\" within 1024-65535, e.g. \"49152-60999\"", s.PortRange)
+	}
+	return l, h, nil
+}
+
+// APIURLFor returns the hub API URL user servers should use.
+func (c *Config) APIURLFor() string {
+	if c.Hub.APIURL != "" {
+		return strings.TrimSuffix(c.Hub.APIURL, "/")
+	}
+	host, port, _ := net.SplitHostPort(c.Hub.Listen)
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + c.Hub.BaseURL + "hub/api"
+}
+
+var (
+	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	unitPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	username   = regexp.MustCompile(`^[a-z_][a-z0-9_.@-]{0,63}$`)
+)
+
+// ValidUsername reports whether name can be a hub user. Hub users are Unix accounts, so the rule is
+// the portable Unix one (lowercase, no '/', no leading '-' or '.'), which also keeps names safe in
+// URLs, unit names and file paths.
+func ValidUsername(name string) error {
+	if !username.MatchString(name) {
+		return fmt.Errorf("invalid username %q: use lowercase letters, digits, '_', '.', '@' or '-', starting with a letter or '_', at most 64 characters", name)
+	}
+	return nil
+}
+
+// Duration is a time.Duration written in TOML as a string such as "90s" or "14d".
+type Duration time.Duration
+
+// UnmarshalText accepts Go durations plus a "d" suffix for days.
+func (d *Duration) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseFloat(days, 64)
+		if err != nil {
+			return fmt.Errorf("invalid duration %q", s)
+		}
+		*d = Duration(n * float64(24*time.Hour))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("invalid duration %q: use e.g. \"30s\", \"10m\", \"2h\" or \"14d\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// Size is a byte count written as "2G", "512M", "0" (no limit) or a plain number.
+type Size uint64
+
+// UnmarshalText parses K, M, G, T suffixes as powers of 1024, as systemd does.
+func (s *Size) UnmarshalText(b []byte) error {
+	str := strings.ToUpper(strings.TrimSpace(string(b)))
+	mult := uint64(1)
+	for i, suf := range []string{"K", "M", "G", "T"} {
+		if num, ok := strings.CutSuffix(str, suf); ok {
+			str, mult = num, 1<<(10*(i+1))
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(str, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid size %q: use e.g. \"2G\", \"512M\", or \"0\" for no limit", string(b))
+	}
+	*s = Size(n * float64(mult))
+	return nil
+}
+
+// Percent is a CPU quota written as "200%" (two CPUs) or "0" for no limit.
+type Percent float64
+
+// UnmarshalText parses "150%" or a bare number of percent.
+func (p *Percent) UnmarshalText(b []byte) error {
+	str := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
+	n, err := strconv.ParseFloat(str, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("invalid CPU quota %q: use e.g. \"200%%\" for two CPUs, or \"0\" for no limit", string(b))
+	}
+	*p = Percent(n)
+	return nil
+}

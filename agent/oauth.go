@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// oauthAuthorize is where a single-user server sends the browser to learn who it is. The hub
+// needs its own login first; a user's own server gets a code at once, anyone else with access
+// (an admin) is asked to confirm, and everyone else is refused.
+func (h *Hub) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		h.pages.error(w, r, http.StatusMethodNotAllowed, "Method not allowed", "Use GET.")
+		return
+	}
+	q := r.URL.Query()
+	c, err := h.cookieCaller(r)
+	if err != nil {
+		http.Redirect(w, r, h.prefix+"/hub/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return
+	}
+	client, err := h.store.Client(r.Context(), q.Get("client_id"))
+	if err != nil {
+		h.pages.error(w, r, http.StatusBadRequest, "Unknown OAuth client",
+			"The server that sent you here is not registered with the hub (client_id "+strconv.Quote(q.Get("client_id"))+"). If it is your own server, restart it from the home page.")
+		return
+	}
+	if ru := q.Get("redirect_uri"); ru != "" && !sameRedirect(ru, client.RedirectURI) {
+		h.pages.error(w, r, http.StatusBadRequest, "Bad redirect", "redirect_uri does not match the one registered for "+client.ID+".")
+		return
+	}
+	if rt := q.Get("response_type"); rt != "code" {
+		h.pages.error(w, r, http.StatusBadRequest, "Bad OAuth request", "response_type must be \"code\".")
+		return
+	}
+	owner, server, err := h.clientServer(r, client)
+	if err != nil {
+		h.pages.error(w, r, http.StatusBadRequest, "Server gone", "The server behind this login no longer exists.")
+		return
+	}
+	if !c.scopes.Allows("access:servers", scopes.Target{User: owner.Name, Groups: owner.Groups, Server: server, HasServer: true}) {
+		h.log.Info("oauth access refused", "user", c.user.Name, "server", owner.Name+"/"+server)
+		h.pages.error(w, r, http.StatusForbidden, "Access denied",
+			"You are logged in as "+c.user.Name+", who may not use "+owner.Name+"'s server.")
+		return
+	}
+	if owner.ID != c.user.ID {
+		// Someone else's server: an admin must confirm, so that a link cannot silently log them in.
+		if r.Method != http.MethodPost || !h.checkXSRF(r, c) {
+			h.pages.render(w, r, http.StatusOK, "oauth.html", map[string]any{
+				"Owner": owner.Name, "Server": server, "Client": client.Description, "Action": r.URL.RequestURI(),
+			}, c)
+			return
+		}
+	}
+	granted := client.AllowedScopes
+	if s := strings.Fields(q.Get("scope")); len(s) > 0 {
+		granted = nil
+		for _, want := range s {
+			for _, ok := range client.AllowedScopes {
+				if want == ok {
+					granted = append(granted, want)
+				}
+			}
+		}
+	}
+	if granted == nil {
+		granted = []string{}
+	}
+	code, err := h.store.CreateCode(r.Context(), store.OAuthCode{
+		ClientID: client.ID, UserID: c.user.ID, RedirectURI: client.RedirectURI, Scopes: granted,
+		SessionID: c.session.ID, ExpiresAt: time.Now().Add(5 * time.Minute),
+	})
+	if err != nil {
+		h.pages.error(w, r, http.StatusInternalServerError, "Login failed", err.Error())
+		return
+	}
+	target, _ := url.Parse(client.RedirectURI)
+	tq := target.Query()
+	tq.Set("code", code)
+	if st := q.Get("state"); st != "" {
+		tq.Set("state", st)
+	}
+	target.RawQuery = tq.Encode()
+	http.Redirect(w, r, target.String(), http.StatusFound)
+}
+
+// sameRedirect compares redirect URIs; single-user servers send a relative one, and a client may
+// also send it absolute with this hub's host.
+func sameRedirect(got, registered string) bool {
+	if got == registered {
+		return true
+	}
+	u, err := url.Parse(got)
+	return err == nil && u.Path == registered && u.RawQuery == "" && (u.Scheme == "http" || u.Scheme == "https")
+}
+
+func (h *Hub) clientServer(r *http.Request, c store.OAuthClient) (store.User, string, error) {
+	servers, err := h.store.Servers(r.Context(), 0, false)
+	if err != nil {
+		return store.User{}, "", err
+	}
+	for _, sv := range servers {
+		if sv.ID == c.ServerID {
+			u, err := h.store.UserByID(r.Context(), sv.UserID)
+			return u, sv.Name, err
+		}
+	}
+	return store.User{}, "", store.ErrNotFound
+}
+
+// oauthToken exchanges a code for an access token (RFC 6749 §4.1.3). The client authenticates with
+// its secret, which is the server's own API token.
+func (h *Hub) oauthToken(w http.ResponseWriter, r *http.Request) {
+	fail := func(status int, code, desc string) {
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+	}
+	if r.Method != http.MethodPost {
+		fail(http.StatusMethodNotAllowed, "invalid_request", "use POST")
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		fail(http.StatusBadRequest, "invalid_request", "cannot parse form: "+err.Error())
+		return
+	}
+	id, secret, basic := r.BasicAuth()
+	if !basic {
+		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	if gt := r.PostForm.Get("grant_type"); gt != "authorization_code" {
+		fail(http.StatusBadRequest, "unsupported_grant_type", "only authorization_code is supported")
+		return
+	}
+	client, err := h.store.Client(r.Context(), id)
+	if err != nil || subtle.ConstantTimeCompare([]byte(store.Hash(secret)), []byte(client.SecretHash)) != 1 {
+		fail(http.StatusUnauthorized, "invalid_client", "unknown client or wrong secret")
+		return
+	}
+	code, err := h.store.ConsumeCode(r.Context(), r.PostForm.Get("code"))
+	if errors.Is(err, store.ErrNotFound) || (err == nil && code.ClientID != client.ID) {
+		fail(http.StatusBadRequest, "invalid_grant", "the code is unknown, used or expired")
+		return
+	}
+	if err != nil {
+		fail(http.StatusInternalServerError, "server_error", err.Error())
+		return
+	}
+	if ru := r.PostForm.Get("redirect_uri"); ru != "" && !sameRedirect(ru, code.RedirectURI) {
+		fail(http.StatusBadRequest, "invalid_grant", "redirect_uri does not match the authorization request")
+		return
+	}
+	ttl := h.cfg.Hub.CookieMaxAge.D()
+	tok, secretTok, err := h.store.CreateToken(r.Context(), store.Token{
+		UserID: code.UserID, Kind: store.KindOAuth, Scopes: code.Scopes, SessionID: code.SessionID,
+		OAuthClient: client.ID, ExpiresAt: time.Now().Add(ttl), Note: client.Description,
+	})
+	if err != nil {
+		fail(http.StatusInternalServerError, "server_error", err.Error())
+		return
+	}
+	h.log.Debug("oauth token issued", "client", client.ID, "token_id", tok.APIID())
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, map[string]any{
+		"access_token": secretTok,
+		"token_type":   "Bearer",
+		"expires_in":   int(ttl.Seconds()),
+		"scope":        strings.Join(code.Scopes, " "),
+	})
+}

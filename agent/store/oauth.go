@@ -1,0 +1,157 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// OAuthClient is a registered OAuth client: one per user server.
+type OAuthClient struct {
+	ID            string
+	SecretHash    string
+	RedirectURI   string
+	Description   string
+	AllowedScopes []string
+	ServerID      int64
+}
+
+// SaveClient registers (or re-registers) a client whose secret is secret.
+func (s *Store) SaveClient(ctx context.Context, c OAuthClient, secret string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, allowed_scopes, server_id)
+		VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri,
+			description = excluded.description, allowed_scopes = excluded.allowed_scopes, server_id = excluded.server_id`,
+		c.ID, Hash(secret), c.RedirectURI, c.Description, toJSON(c.AllowedScopes), c.ServerID)
+	if err != nil {
+		return fmt.Errorf("register oauth client %s: %w", c.ID, err)
+	}
+	return nil
+}
+
+// Client looks up a client by id.
+func (s *Store) Client(ctx context.Context, id string) (OAuthClient, error) {
+	var c OAuthClient
+	var scopes string
+	var server sql.NullInt64
+	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, redirect_uri, description, allowed_scopes, server_id FROM oauth_clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.SecretHash, &c.RedirectURI, &c.Description, &scopes, &server)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	c.AllowedScopes, c.ServerID = fromJSONList(scopes), server.Int64
+	return c, err
+}
+
+// DeleteClient removes a client, its codes and (through DeleteServerTokens) its tokens.
+func (s *Store) DeleteClient(ctx context.Context, id string) error {
+	_, err := s.db.ExecContext(ctx, `DELETE FROM oauth_clients WHERE id = ?`, id)
+	return err
+}
+
+// OAuthCode is an authorization code waiting to be exchanged.
+type OAuthCode struct {
+	ClientID    string
+	UserID      int64
+	RedirectURI string
+	Scopes      []string
+	SessionID   string
+	ExpiresAt   time.Time
+}
+
+// CreateCode stores a code and returns its secret.
+func (s *Store) CreateCode(ctx context.Context, c OAuthCode) (string, error) {
+	secret := NewSecret()
+	_, err := s.db.ExecContext(ctx, `INSERT INTO oauth_codes (hash, client_id, user_id, redirect_uri, scopes, session_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		Hash(secret), c.ClientID, c.UserID, c.RedirectURI, toJSON(c.Scopes), nullString(c.SessionID), fmtTime(c.ExpiresAt))
+	if err != nil {
+		return "", fmt.Errorf("create oauth code: %w", err)
+	}
+	return secret, nil
+}
+
+// ConsumeCode returns a code and deletes it, so a code works once. Expired codes are ErrNotFound.
+func (s *Store) ConsumeCode(ctx context.Context, secret string) (OAuthCode, error) {
+	var c OAuthCode
+	var scopes string
+	var session, expires sql.NullString
+	err := s.db.QueryRowContext(ctx, `DELETE FROM oauth_codes WHERE hash = ? RETURNING client_id, user_id, redirect_uri, scopes, session_id, expires_at`, Hash(secret)).
+		Scan(&c.ClientID, &c.UserID, &c.RedirectURI, &scopes, &session, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return c, ErrNotFound
+	}
+	if err != nil {
+		return c, fmt.Errorf("consume oauth code: %w", err)
+	}
+	c.Scopes, c.SessionID, c.ExpiresAt = fromJSONList(scopes), session.String, parseTime(expires)
+	if now().After(c.ExpiresAt) {
+		return OAuthCode{}, ErrNotFound
+	}
+	return c, nil
+}
+
+// Session is a browser login.
+type Session struct {
+	ID        string
+	UserID    int64
+	Created   time.Time
+	ExpiresAt time.Time
+}
+
+// CreateSession starts a login session and returns the cookie secret for it.
+func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Duration) (Session, string, error) {
+	secret := NewSecret()
+	sess := Session{ID: NewSecret()[:16], UserID: userID, Created: now(), ExpiresAt: now().Add(ttl)}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id, hash, user_id, created, expires_at) VALUES (?, ?, ?, ?, ?)`,
+		sess.ID, Hash(secret), userID, fmtTime(sess.Created), fmtTime(sess.ExpiresAt))
+	if err != nil {
+		return sess, "", fmt.Errorf("create session: %w", err)
+	}
+	return sess, secret, nil
+}
+
+// LookupSession finds the live session a cookie secret belongs to.
+func (s *Store) LookupSession(ctx context.Context, secret string) (Session, error) {
+	var sess Session
+	var created, expires sql.NullString
+	err := s.db.QueryRowContext(ctx, `SELECT id, user_id, created, expires_at FROM sessions WHERE hash = ?`, Hash(secret)).
+		Scan(&sess.ID, &sess.UserID, &created, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sess, ErrNotFound
+	}
+	if err != nil {
+		return sess, fmt.Errorf("look up session: %w", err)
+	}
+	sess.Created, sess.ExpiresAt = parseTime(created), parseTime(expires)
+	if now().After(sess.ExpiresAt) {
+		s.DeleteSession(ctx, sess.ID)
+		return Session{}, ErrNotFound
+	}
+	return sess, nil
+}
+
+// DeleteSession ends a login session and revokes the OAuth tokens issued under it.
+func (s *Store) DeleteSession(ctx context.Context, id string) error {
+	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("delete session: %w", err)
+	}
+	return s.DeleteSessionTokens(ctx, id)
+}
+
+// Expire deletes expired tokens, codes and sessions.
+func (s *Store) Expire(ctx context.Context) error {
+	t := fmtTime(now())
+	for _, q := range []string{
+		`DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?`,
+		`DELETE FROM oauth_codes WHERE expires_at < ?`,
+		`DELETE FROM tokens WHERE session_id IN (SELECT id FROM sessions WHERE expires_at < ?)`,
+		`DELETE FROM sessions WHERE expires_at < ?`,
+	} {
+		if _, err := s.db.ExecContext(ctx, q, t); err != nil {
+			return fmt.Errorf("expire old credentials: %w", err)
+		}
+	}
+	return nil
+}

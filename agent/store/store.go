@@ -1,0 +1,199 @@
+// Package store keeps the hub's state in sqlite: users, their servers, API and OAuth tokens,
+// OAuth clients and codes, and login sessions.
+//
+// Secrets (tokens, codes, session cookies) are stored only as sha256 hashes: a stolen database
+// does not let anyone act as a user. Every state change a caller makes is written here before the
+// side effect it announces, so a hub that crashes in between can see and repair it at start.
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+// Errors callers branch on.
+var (
+	ErrNotFound = errors.New("not found")
+	ErrExists   = errors.New("already exists")
+)
+
+// Store is an open hub database.
+type Store struct {
+	db *sql.DB
+}
+
+// Open opens (creating if needed) the database at path and brings its schema up to date.
+func Open(ctx context.Context, path string) (*Store, error) {
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)&_pragma=synchronous(NORMAL)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", path, err)
+	}
+	// One writer at a time is what sqlite allows anyway; a single connection also makes
+	// BEGIN IMMEDIATE-style read-modify-write sequences safe without retry loops.
+	db.SetMaxOpenConns(1)
+	s := &Store{db: db}
+	if err := s.migrate(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate database %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Close closes the database.
+func (s *Store) Close() error { return s.db.Close() }
+
+// migrations are applied in order; PRAGMA user_version records how many have run.
+// Never edit one that has shipped: add a new one.
+var migrations = []string{
+	`CREATE TABLE users (
+		id INTEGER PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		admin INTEGER NOT NULL DEFAULT 0,
+		groups TEXT NOT NULL DEFAULT '[]',
+		created TEXT NOT NULL,
+		last_activity TEXT
+	);
+	CREATE TABLE servers (
+		id INTEGER PRIMARY KEY,
+		user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		name TEXT NOT NULL DEFAULT '',
+		state TEXT NOT NULL DEFAULT 'stopped',
+		unit TEXT NOT NULL DEFAULT '',
+		port INTEGER NOT NULL DEFAULT 0,
+		started TEXT,
+		last_activity TEXT,
+		user_options TEXT NOT NULL DEFAULT '{}',
+		UNIQUE (user_id, name)
+	);
+	CREATE TABLE tokens (
+		id INTEGER PRIMARY KEY,
+		hash TEXT NOT NULL UNIQUE,
+		prefix TEXT NOT NULL,
+		user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		kind TEXT NOT NULL,
+		scopes TEXT NOT NULL DEFAULT '[]',
+		note TEXT NOT NULL DEFAULT '',
+		created TEXT NOT NULL,
+		last_activity TEXT,
+		expires_at TEXT,
+		session_id TEXT,
+		oauth_client TEXT,
+		server_id INTEGER REFERENCES servers(id) ON DELETE CASCADE
+	);
+	CREATE INDEX tokens_user ON tokens(user_id);
+	CREATE INDEX tokens_session ON tokens(session_id);
+	CREATE TABLE oauth_clients (
+		id TEXT PRIMARY KEY,
+		secret_hash TEXT NOT NULL,
+		redirect_uri TEXT NOT NULL,
+		description TEXT NOT NULL,
+		allowed_scopes TEXT NOT NULL,
+		server_id INTEGER REFERENCES servers(id) ON DELETE CASCADE
+	);
+	CREATE TABLE oauth_codes (
+		hash TEXT PRIMARY KEY,
+		client_id TEXT NOT NULL REFERENCES oauth_clients(id) ON DELETE CASCADE,
+		user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		redirect_uri TEXT NOT NULL,
+		scopes TEXT NOT NULL,
+		session_id TEXT,
+		expires_at TEXT NOT NULL
+	);
+	CREATE TABLE sessions (
+		id TEXT PRIMARY KEY,
+		hash TEXT NOT NULL UNIQUE,
+		user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		created TEXT NOT NULL,
+		expires_at TEXT NOT NULL
+	);`,
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	var version int
+	if err := s.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&version); err != nil {
+		return err
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this jupyterhub-go (%d): upgrade jupyterhub-go", version, len(migrations))
+	}
+	for i := version; i < len(migrations); i++ {
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, migrations[i]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %d: %w", i+1, err)
+		}
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`PRAGMA user_version = %d`, i+1)); err != nil {
+			tx.Rollback()
+			return err
+		}
+		if err := tx.Commit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// NewSecret returns a random 32-byte secret, hex-encoded.
+func NewSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b) // never fails: since Go 1.24 it crashes the program rather than return weak bytes
+	return hex.EncodeToString(b)
+}
+
+// Hash is how secrets are kept in the database.
+func Hash(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// timeFormat is what the database stores: UTC, fixed width, so text order is time order.
+const timeFormat = "2006-01-02T15:04:05.000000Z"
+
+func fmtTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format(timeFormat)
+}
+
+func parseTime(ns sql.NullString) time.Time {
+	if !ns.Valid {
+		return time.Time{}
+	}
+	t, err := time.Parse(timeFormat, ns.String)
+	if err != nil {
+		return time.Time{}
+	}
+	return t
+}
+
+func toJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "null"
+	}
+	return string(b)
+}
+
+func fromJSONList(s string) []string {
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil || out == nil {
+		return []string{}
+	}
+	return out
+}
+
+func now() time.Time { return time.Now().UTC() }

@@ -1,0 +1,190 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// User is a hub user.
+type User struct {
+	ID           int64
+	Name         string
+	Admin        bool
+	Groups       []string
+	Created      time.Time
+	LastActivity time.Time
+}
+
+const userCols = `id, name, admin, groups, created, last_activity`
+
+func scanUser(row interface{ Scan(...any) error }) (User, error) {
+	var u User
+	var groups string
+	var created, last sql.NullString
+	if err := row.Scan(&u.ID, &u.Name, &u.Admin, &groups, &created, &last); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return u, ErrNotFound
+		}
+		return u, err
+	}
+	u.Groups = fromJSONList(groups)
+	u.Created = parseTime(created)
+	u.LastActivity = parseTime(last)
+	return u, nil
+}
+
+// CreateUser adds a user; ErrExists if the name is taken.
+func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, error) {
+	res, err := s.db.ExecContext(ctx, `INSERT INTO users (name, admin, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
+		name, admin, fmtTime(now()))
+	if err != nil {
+		return User{}, fmt.Errorf("create user %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return User{}, fmt.Errorf("create user %s: %w", name, ErrExists)
+	}
+	return s.GetUser(ctx, name)
+}
+
+// GetUser finds a user by name.
+func (s *Store) GetUser(ctx context.Context, name string) (User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE name = ?`, name))
+	if err != nil {
+		return u, fmt.Errorf("user %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// UserByID finds a user by id.
+func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
+	u, err := scanUser(s.db.QueryRowContext(ctx, `SELECT `+userCols+` FROM users WHERE id = ?`, id))
+	if err != nil {
+		return u, fmt.Errorf("user #%d: %w", id, err)
+	}
+	return u, nil
+}
+
+// UserQuery selects a page of users.
+type UserQuery struct {
+	Offset, Limit int
+	// State is "", "active" (a server running or pending), "ready" (a server running) or "inactive".
+	State      string
+	NameFilter string
+	// Sort is "id", "name" or "last_activity", with a leading "-" for descending.
+	Sort string
+}
+
+// ListUsers returns one page of users and the total number matching the filters.
+func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int, error) {
+	var where []string
+	var args []any
+	switch q.State {
+	case "active":
+		where = append(where, `EXISTS (SELECT 1 FROM servers WHERE servers.user_id = users.id AND state != 'stopped')`)
+	case "ready":
+		where = append(where, `EXISTS (SELECT 1 FROM servers WHERE servers.user_id = users.id AND state = 'running')`)
+	case "inactive":
+		where = append(where, `NOT EXISTS (SELECT 1 FROM servers WHERE servers.user_id = users.id AND state != 'stopped')`)
+	}
+	if q.NameFilter != "" {
+		where = append(where, `instr(lower(name), lower(?)) > 0`)
+		args = append(args, q.NameFilter)
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+	desc := ""
+	if strings.HasPrefix(q.Sort, "-") {
+		desc = " DESC"
+	}
+	order := "id" + desc
+	switch strings.TrimPrefix(q.Sort, "-") {
+	case "name":
+		order = "name" + desc
+	case "last_activity":
+		// Users who never did anything sort last either way.
+		order = "last_activity IS NULL, last_activity" + desc
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users`+cond, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count users: %w", err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users`+cond+` ORDER BY `+order+` LIMIT ? OFFSET ?`,
+		append(args, q.Limit, q.Offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var users []User
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("list users: %w", err)
+		}
+		users = append(users, u)
+	}
+	return users, total, rows.Err()
+}
+
+// UserPatch changes some fields of a user; nil fields stay.
+type UserPatch struct {
+	Name   *string
+	Admin  *bool
+	Groups *[]string
+}
+
+// UpdateUser applies a patch. Renaming onto an existing name is ErrExists.
+func (s *Store) UpdateUser(ctx context.Context, name string, p UserPatch) (User, error) {
+	u, err := s.GetUser(ctx, name)
+	if err != nil {
+		return u, err
+	}
+	if p.Name != nil && *p.Name != name {
+		if _, err := s.GetUser(ctx, *p.Name); err == nil {
+			return u, fmt.Errorf("rename user %s to %s: %w", name, *p.Name, ErrExists)
+		}
+		u.Name = *p.Name
+	}
+	if p.Admin != nil {
+		u.Admin = *p.Admin
+	}
+	if p.Groups != nil {
+		u.Groups = *p.Groups
+	}
+	if _, err := s.db.ExecContext(ctx, `UPDATE users SET name = ?, admin = ?, groups = ? WHERE id = ?`,
+		u.Name, u.Admin, toJSON(u.Groups), u.ID); err != nil {
+		return u, fmt.Errorf("update user %s: %w", name, err)
+	}
+	return u, nil
+}
+
+// DeleteUser removes a user with their servers' records and tokens.
+func (s *Store) DeleteUser(ctx context.Context, name string) error {
+	res, err := s.db.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name)
+	if err != nil {
+		return fmt.Errorf("delete user %s: %w", name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return fmt.Errorf("delete user %s: %w", name, ErrNotFound)
+	}
+	return nil
+}
+
+// TouchUser moves a user's last activity forward (never back).
+func (s *Store) TouchUser(ctx context.Context, userID int64, t time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE users SET last_activity = ?1 WHERE id = ?2 AND (last_activity IS NULL OR last_activity < ?1)`,
+		fmtTime(t), userID)
+	return err
+}
+
+// CountUsers returns the number of users.
+func (s *Store) CountUsers(ctx context.Context) (int, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM users`).Scan(&n)
+	return n, err
+}

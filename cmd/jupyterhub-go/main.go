@@ -1,0 +1,212 @@
+// Command jupyterhub-go runs a JupyterHub-compatible hub, router and systemd spawner in one daemon.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/coreos/go-systemd/v22/daemon"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `jupyterhub-go: JupyterHub, its proxy and a systemd spawner in one daemon.
+
+Usage:
+  jupyterhub-go [--config FILE] serve           run the hub (the default command)
+  jupyterhub-go [--config FILE] check-config    validate the configuration and explain problems
+  jupyterhub-go [--config FILE] token create [--user NAME] [--note TEXT] [--expires-in DURATION]
+                                                print a new admin API token for scripts
+  jupyterhub-go version                         print the version
+
+Flags:
+  --config FILE   configuration file (default %s; if the default is absent, built-in
+                  defaults are used: listen on 127.0.0.1:8000, PAM login, state in /var/lib/jupyterhub-go)
+
+Exit codes: 0 ok, 1 runtime error, 2 usage or configuration error.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("jupyterhub-go", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, usage, config.DefaultPath) }
+	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+
+	cmd, rest := "serve", fs.Args()
+	if len(rest) > 0 {
+		cmd, rest = rest[0], rest[1:]
+	}
+	if cmd == "version" {
+		fmt.Fprintf(stdout, "jupyterhub-go %s (JupyterHub API %s)\n", version, agent.Version)
+		return 0
+	}
+	if cmd == "help" {
+		fs.Usage()
+		return 0
+	}
+	cfg, err := config.Load(*cfgPath, explicit)
+	if err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: %v\n", err)
+		return 2
+	}
+	switch cmd {
+	case "serve":
+		return serve(cfg, *cfgPath, stderr)
+	case "check-config":
+		return checkConfig(cfg, *cfgPath, stdout, stderr)
+	case "token":
+		return token(cfg, rest, stdout, stderr)
+	default:
+		fmt.Fprintf(stderr, "jupyterhub-go: unknown command %q\n\n", cmd)
+		fs.Usage()
+		return 2
+	}
+}
+
+func newLogger(level string, w io.Writer) *slog.Logger {
+	var l slog.Level
+	l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func serve(cfg config.Config, path string, stderr io.Writer) int {
+	log := newLogger(cfg.Hub.LogLevel, stderr)
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: %s has problems:\n%v\n", path, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	hub, err := agent.Open(ctx, cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	defer hub.Close()
+	ready := func() {
+		daemon.SdNotify(false, daemon.SdNotifyReady)
+		go watchdog(ctx)
+	}
+	if err := hub.Run(ctx, ready); err != nil {
+		log.Error("hub stopped", "err", err)
+		return 1
+	}
+	daemon.SdNotify(false, daemon.SdNotifyStopping)
+	return 0
+}
+
+// watchdog pings systemd at half the unit's WatchdogSec, if it set one.
+func watchdog(ctx context.Context) {
+	interval, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || interval == 0 {
+		return
+	}
+	t := time.NewTicker(interval / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
+		}
+	}
+}
+
+func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(stderr, "%s has problems:\n%v\n", path, err)
+		return 2
+	}
+	fmt.Fprintf(stdout, "%s is valid: hub on %s, %s login, user servers reach the hub at %s\n",
+		path, cfg.Hub.Listen, cfg.Auth.Method, cfg.APIURLFor())
+	if cfg.Auth.Method == "pam" {
+		if _, err := os.Stat(cfg.Auth.PAM.ConfDir + "/" + cfg.Auth.PAM.Service); err != nil {
+			fmt.Fprintf(stderr, "warning: PAM service file %s/%s is missing; the hub will refuse to start until it exists (see packaging/pam.d/jupyterhub-go)\n",
+				cfg.Auth.PAM.ConfDir, cfg.Auth.PAM.Service)
+			return 2
+		}
+	}
+	return 0
+}
+
+func token(cfg config.Config, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprintln(stderr, "usage: jupyterhub-go token create [--user NAME] [--note TEXT] [--expires-in DURATION]")
+		return 2
+	}
+	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	defUser := "admin"
+	if len(cfg.Auth.AdminUsers) > 0 {
+		defUser = cfg.Auth.AdminUsers[0]
+	}
+	name := fs.String("user", defUser, "admin user the token belongs to (created, and made admin, if needed)")
+	note := fs.String("note", "created by jupyterhub-go token create", "note stored with the token")
+	expires := fs.Duration("expires-in", 0, "lifetime, e.g. 720h; 0 never expires")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	if err := config.ValidUsername(*name); err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: --user: %v\n", err)
+		return 2
+	}
+	ctx := context.Background()
+	if err := os.MkdirAll(cfg.Hub.DataDir, 0o700); err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: create data dir (hub.data_dir): %v\n", err)
+		return 1
+	}
+	st, err := store.Open(ctx, cfg.Hub.DataDir+"/jupyterhub-go.sqlite")
+	if err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: %v\n", err)
+		return 1
+	}
+	defer st.Close()
+	u, err := st.GetUser(ctx, *name)
+	if errors.Is(err, store.ErrNotFound) {
+		u, err = st.CreateUser(ctx, *name, true)
+	} else if err == nil && !u.Admin {
+		admin := true
+		u, err = st.UpdateUser(ctx, u.Name, store.UserPatch{Admin: &admin})
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: %v\n", err)
+		return 1
+	}
+	t := store.Token{UserID: u.ID, Kind: store.KindAPI, Scopes: []string{"inherit"}, Note: *note}
+	if *expires > 0 {
+		t.ExpiresAt = time.Now().Add(*expires)
+	}
+	_, secret, err := st.CreateToken(ctx, t)
+	if err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, secret)
+	return 0
+}
