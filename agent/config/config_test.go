@@ -1,0 +1,84 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestEmptyFileIsAWorkingDefault(t *testing.T) {
+	cfg := Default()
+	if err := Parse(nil, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if cfg.Hub.Listen != "127.0.0.1:8000" || cfg.Auth.Method != "pam" || cfg.APIURLFor() != "http://127.0.0.1:8000/hub/api" {
+		t.Errorf("unexpected defaults: %+v", cfg.Hub)
+	}
+}
+
+func TestValuesParse(t *testing.T) {
+	cfg := Default()
+	err := Parse([]byte(`
+[hub]
+listen = "0.0.0.0:9000"
+cookie_max_age = "7d"
+[spawner]
+memory_max = "512M"
+cpu_quota = "150%"
+tasks_max = 64
+start_timeout = "3m"
+env = { JUPYTERHUB_SINGLEUSER_APP = "notebook.notebookapp.NotebookApp" }
+`), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Spawner.MemoryMax != 512<<20 || cfg.Spawner.CPUQuota != 150 || cfg.Spawner.StartTimeout.D() != 3*time.Minute || cfg.Hub.CookieMaxAge.D() != 7*24*time.Hour {
+		t.Errorf("parsed %+v", cfg.Spawner)
+	}
+	if cfg.APIURLFor() != "http://127.0.0.1:9000/hub/api" {
+		t.Errorf("api url for a wildcard listen = %s", cfg.APIURLFor())
+	}
+}
+
+func TestUnknownKeyIsNamed(t *testing.T) {
+	cfg := Default()
+	err := Parse([]byte("[spawner]\nmemory_maxx = \"1G\"\n"), &cfg)
+	if err == nil || !strings.Contains(err.Error(), "spawner.memory_maxx") {
+		t.Errorf("err = %v, want it to name spawner.memory_maxx", err)
+	}
+}
+
+func TestBadValuesNameKeyAndFix(t *testing.T) {
+	cases := map[string]string{
+		"[hub]\nlisten = \"8000\"":                     "hub.listen",
+		"[hub]\nbase_url = \"jupyter\"":                "hub.base_url",
+		"[hub]\ntrusted_proxies = [\"10.0.0.300\"]":    "hub.trusted_proxies",
+		"[auth]\nmethod = \"ldap\"":                    "auth.method",
+		"[spawner]\ncmd = [\"jupyterhub-singleuser\"]": "spawner.cmd",
+		"[spawner]\nslice = \"users\"":                 "spawner.slice",
+		"[spawner]\nport_range = \"80-90\"":            "spawner.port_range",
+		"[spawner]\nmemory_max = \"lots\"":             "memory_max",
+		"[spawner]\nstart_timeout = \"soon\"":          "start_timeout",
+	}
+	for src, key := range cases {
+		cfg := Default()
+		err := Parse([]byte(src), &cfg)
+		if err == nil {
+			err = cfg.Validate()
+		}
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to mention %s", src, err, key)
+		}
+	}
+}
+
+func TestUsernames(t *testing.T) {
+	for name, ok := range map[string]bool{"alice": true, "a.b-c_d": true, "": false, "Alice": false, "../x": false, "-x": false, "a/b": false, strings.Repeat("a", 65): false} {
+		if (ValidUsername(name) == nil) != ok {
+			t.Errorf("ValidUsername(%q) ok = %v", name, !ok)
+		}
+	}
+}
