@@ -100,6 +100,7 @@ func (h *Hub) spawn(ctx context.Context, cancel func(), u store.User, sv store.S
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			reason = fmt.Sprintf("%v (spawner.start_timeout is %s)", err, h.cfg.Spawner.StartTimeout.D())
 		}
+		time.Sleep(300 * time.Millisecond) // let journald catch the unit's last words
 		journal, _ := h.units.Journal(context.WithoutCancel(ctx), sv.Unit, 20)
 		h.log.Warn("spawn failed", "user", u.Name, "server", sv.Name, "step", step.name(), "err", reason, "journal", strings.Join(journal, "\n"))
 		undo := context.WithoutCancel(ctx)

@@ -1,0 +1,323 @@
+// Package e2e drives a real jupyterhub-go against real systemd, PAM and Debian's stock
+// jupyterhub-singleuser. It runs as root inside the test VM (test/integration.sh builds it with
+// `go test -c` and test/guest/run-tests.sh runs it there, with users alice and bob created by
+// test/guest/setup.sh). Anywhere else it skips.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	sd "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/gorilla/websocket"
+)
+
+const (
+	hubAddr  = "127.0.0.1:8000"
+	hubURL   = "http://" + hubAddr
+	unit     = "jupyter-alice.service"
+	memMax   = 1 << 30
+	cpuQuota = 150 // percent
+	tasksMax = 300
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("JHGO_E2E") != "1" || os.Getenv("JHGO_BIN") == "" {
+		fmt.Println("e2e: skipped (runs as root in the test VM: make integration)")
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// hub is a jupyterhub-go process the test starts, kills and restarts.
+type hub struct {
+	t       *testing.T
+	cfgPath string
+	logPath string
+	cmd     *exec.Cmd
+	addr    string
+}
+
+func writeConfig(t *testing.T, dir, body string) string {
+	t.Helper()
+	p := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func startHub(t *testing.T, cfgPath, addr string) *hub {
+	t.Helper()
+	h := &hub{t: t, cfgPath: cfgPath, logPath: cfgPath + ".log", addr: addr}
+	h.start()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(h.logPath)
+			lines := strings.Split(string(b), "\n")
+			t.Logf("hub log (last 60 lines):\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		}
+		h.signal(syscall.SIGTERM)
+	})
+	return h
+}
+
+func (h *hub) start() {
+	h.t.Helper()
+	logf, err := os.OpenFile(h.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.cmd = exec.Command(os.Getenv("JHGO_BIN"), "--config", h.cfgPath, "serve")
+	h.cmd.Stdout, h.cmd.Stderr = logf, logf
+	h.cmd.Env = append(os.Environ(), "JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp")
+	if err := h.cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if resp, err := http.Get("http://" + h.addr + "/hub/health"); err == nil {
+			resp.Body.Close()
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.t.Fatalf("hub did not answer /hub/health within 30s")
+}
+
+// signal stops the hub with sig and waits for it to exit.
+func (h *hub) signal(sig syscall.Signal) {
+	if h.cmd == nil || h.cmd.Process == nil {
+		return
+	}
+	h.cmd.Process.Signal(sig)
+	h.cmd.Wait()
+	h.cmd = nil
+}
+
+// browser is a person with a cookie jar.
+type browser struct {
+	t      *testing.T
+	client *http.Client
+	base   string
+}
+
+func newBrowser(t *testing.T, base string) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, client: &http.Client{Jar: jar, Timeout: 60 * time.Second}, base: base}
+}
+
+func (b *browser) get(path string) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.client.Get(b.base + path)
+	if err != nil {
+		b.t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) post(path string, form url.Values) (*http.Response, string) {
+	b.t.Helper()
+	resp, err := b.client.PostForm(b.base+path, form)
+	if err != nil {
+		b.t.Fatalf("POST %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+func (b *browser) login(user, password string) (*http.Response, string) {
+	return b.post("/hub/login", url.Values{"username": {user}, "password": {password}, "next": {"/hub/home"}})
+}
+
+var xsrfField = regexp.MustCompile(`name="_xsrf" value="([^"]+)"`)
+
+func (b *browser) xsrf(page string) string {
+	m := xsrfField.FindStringSubmatch(page)
+	if m == nil {
+		b.t.Fatalf("no _xsrf field in page:\n%s", page)
+	}
+	return m[1]
+}
+
+func (b *browser) cookie(path, name string) string {
+	u, _ := url.Parse(b.base + path)
+	for _, c := range b.client.Jar.Cookies(u) {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return ""
+}
+
+// progress reads the spawn progress stream until the ready or failed event.
+func (b *browser) progress(path string, timeout time.Duration) []map[string]any {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", b.base+path, nil)
+	client := *b.client
+	client.Timeout = 0
+	resp, err := client.Do(req)
+	if err != nil {
+		b.t.Fatalf("progress stream: %v", err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
+		body, _ := io.ReadAll(resp.Body)
+		b.t.Fatalf("progress = %d %s: %s", resp.StatusCode, ct, body)
+	}
+	var events []map[string]any
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(data), &ev); err != nil {
+			b.t.Fatalf("bad event %q: %v", data, err)
+		}
+		ev["_at"] = time.Now()
+		events = append(events, ev)
+		if ev["ready"] == true || ev["failed"] == true {
+			return events
+		}
+	}
+	b.t.Fatalf("progress stream ended without ready/failed after %d events (%v)", len(events), sc.Err())
+	return nil
+}
+
+func apiDo(t *testing.T, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, hubURL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "token "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
+func unitProps(t *testing.T, name string) map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := sd.NewSystemConnectionContext(context.WithoutCancel(ctx))
+	if err != nil {
+		t.Fatalf("connect to systemd: %v", err)
+	}
+	defer conn.Close()
+	props, err := conn.GetUnitTypePropertiesContext(ctx, name, "Service")
+	if err != nil {
+		t.Fatalf("properties of %s: %v", name, err)
+	}
+	unitProps, err := conn.GetUnitPropertiesContext(ctx, name)
+	if err != nil {
+		t.Fatalf("properties of %s: %v", name, err)
+	}
+	for k, v := range unitProps {
+		props[k] = v
+	}
+	return props
+}
+
+// runInKernel starts a kernel through the router and runs code over its WebSocket, returning
+// the text/plain result.
+func runInKernel(t *testing.T, b *browser, user, code string) string {
+	t.Helper()
+	prefix := "/user/" + user
+	xsrf := b.cookie(prefix+"/", "_xsrf")
+	req, _ := http.NewRequest("POST", b.base+prefix+"/api/kernels", strings.NewReader(`{"name": "python3"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-XSRFToken", xsrf)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		t.Fatalf("start kernel: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 201 {
+		t.Fatalf("start kernel = %d: %s", resp.StatusCode, body)
+	}
+	var kernel struct{ ID string }
+	json.Unmarshal(body, &kernel)
+
+	wsURL := "ws" + strings.TrimPrefix(b.base, "http") + prefix + "/api/kernels/" + kernel.ID + "/channels"
+	u, _ := url.Parse(b.base + prefix + "/")
+	var cookies []string
+	for _, c := range b.client.Jar.Cookies(u) {
+		cookies = append(cookies, c.Name+"="+c.Value)
+	}
+	hdr := http.Header{"Cookie": {strings.Join(cookies, "; ")}} // one header, as browsers send it
+	conn, resp, err := websocket.DefaultDialer.Dial(wsURL, hdr)
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("kernel websocket through the router: %v (status %d)", err, status)
+	}
+	defer conn.Close()
+	msgID := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
+	msg := map[string]any{
+		"header":        map[string]any{"msg_id": msgID, "username": user, "session": "e2e", "msg_type": "execute_request", "version": "5.3"},
+		"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
+		"content": map[string]any{"code": code, "silent": false, "store_history": false, "user_expressions": map[string]any{}, "allow_stdin": false},
+	}
+	if err := conn.WriteJSON(msg); err != nil {
+		t.Fatalf("send execute_request: %v", err)
+	}
+	conn.SetReadDeadline(time.Now().Add(120 * time.Second))
+	for {
+		var in struct {
+			Header struct {
+				MsgType string `json:"msg_type"`
+			} `json:"header"`
+			ParentHeader struct {
+				MsgID string `json:"msg_id"`
+			} `json:"parent_header"`
+			Content struct {
+				Data  map[string]any `json:"data"`
+				Ename string         `json:"ename"`
+			} `json:"content"`
+		}
+		if err := conn.ReadJSON(&in); err != nil {
+			t.Fatalf("read kernel reply: %v", err)
+		}
+		if in.ParentHeader.MsgID != msgID {
+			continue
+		}
+		switch in.Header.MsgType {
+		case "execute_result":
+			s, _ := in.Content.Data["text/plain"].(string)
+			return s
+		case "error":
+			t.Fatalf("kernel error %s", in.Content.Ename)
+		}
+	}
+}

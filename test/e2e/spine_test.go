@@ -1,0 +1,238 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSpine walks the whole path a person takes, in order: log in with a Unix password, start a
+// server as a transient unit, reach it through the OAuth handshake and the router, run code in a
+// kernel over a WebSocket; then restarts the hub under it and stops it.
+func TestSpine(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+[hub]
+listen = %q
+data_dir = %q
+log_level = "debug"
+max_body_bytes = 65536
+
+[spawner]
+memory_max = "%d"
+cpu_quota = "%d%%"
+tasks_max = %d
+start_timeout = "240s"
+slow_spawn_timeout = "2s"
+`, hubAddr, dir+"/data", memMax, cpuQuota, tasksMax))
+	h := startHub(t, cfg, hubAddr)
+	out, err := exec.Command(h.cmd.Path, "--config", cfg, "token", "create", "--user", "hubadmin").Output()
+	if err != nil {
+		t.Fatalf("token create: %v", err)
+	}
+	admin := strings.TrimSpace(string(out))
+
+	alice := newBrowser(t, hubURL)
+	step := func(name string, fn func(t *testing.T)) {
+		if !t.Run(name, fn) {
+			t.FailNow() // later steps build on this one
+		}
+	}
+
+	step("wrong password shows the login page with an error", func(t *testing.T) {
+		b := newBrowser(t, hubURL)
+		resp, body := b.login("alice", "not-her-password")
+		if resp.StatusCode != 403 || !strings.Contains(body, "invalid username or password") || !strings.Contains(body, `name="password"`) {
+			t.Errorf("got %d:\n%s", resp.StatusCode, body)
+		}
+		resp, body2 := b.login("no-such-user", "whatever")
+		if resp.StatusCode != 403 || !strings.Contains(body2, "invalid username or password") {
+			t.Errorf("unknown user got %d", resp.StatusCode)
+		}
+	})
+
+	step("alice logs in with her Unix password", func(t *testing.T) {
+		resp, body := alice.login("alice", "alice-pw")
+		if resp.StatusCode != 200 || resp.Request.URL.Path != "/hub/home" || !strings.Contains(body, "Start my server") {
+			t.Fatalf("login landed on %s (%d):\n%s", resp.Request.URL, resp.StatusCode, body)
+		}
+	})
+
+	var events []map[string]any
+	step("her server starts as a transient unit with progress events", func(t *testing.T) {
+		_, home := alice.get("/hub/home")
+		resp, body := alice.post("/hub/spawn", url.Values{"_xsrf": {alice.xsrf(home)}})
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Request.URL.Path, "/hub/spawn-pending/alice") {
+			t.Fatalf("spawn landed on %s (%d):\n%s", resp.Request.URL, resp.StatusCode, body)
+		}
+		events = alice.progress("/hub/api/users/alice/server/progress", 240*time.Second)
+		last := events[len(events)-1]
+		if last["ready"] != true || last["url"] != "/user/alice/" {
+			t.Fatalf("spawn did not become ready: %v", events)
+		}
+		if events[0]["message"] != "Server requested" || len(events) < 4 {
+			t.Errorf("expected several progress events starting with 'Server requested', got %v", events)
+		}
+		if span := last["_at"].(time.Time).Sub(events[0]["_at"].(time.Time)); span < 500*time.Millisecond {
+			t.Errorf("all progress arrived in one burst (%s): %v", span, events)
+		}
+	})
+
+	step("the unit has the configured limits and user", func(t *testing.T) {
+		p := unitProps(t, unit)
+		if p["User"] != "alice" || p["MemoryMax"] != uint64(memMax) || p["CPUQuotaPerSecUSec"] != uint64(cpuQuota*10000) || p["TasksMax"] != uint64(tasksMax) {
+			t.Errorf("unit properties: User=%v MemoryMax=%v CPUQuotaPerSecUSec=%v TasksMax=%v", p["User"], p["MemoryMax"], p["CPUQuotaPerSecUSec"], p["TasksMax"])
+		}
+		if cg, _ := p["ControlGroup"].(string); !strings.Contains(cg, "jupyterhub-users.slice") {
+			t.Errorf("server is not in its own slice (ControlGroup %q); the hub's restart would touch it", cg)
+		}
+	})
+
+	step("the OAuth handshake completes and /user/alice/tree answers 200", func(t *testing.T) {
+		resp, body := alice.get("/user/alice/tree")
+		if resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {
+			t.Fatalf("/user/alice/tree ended at %s with %d:\n%.2000s", resp.Request.URL, resp.StatusCode, body)
+		}
+		if alice.cookie("/user/alice/", "jupyterhub-user-alice") == "" {
+			t.Errorf("the single-user server set no login cookie")
+		}
+	})
+
+	step("a kernel runs 1+1 over its WebSocket through the router", func(t *testing.T) {
+		if got := runInKernel(t, alice, "alice", "1+1"); got != "2" {
+			t.Errorf("1+1 = %q", got)
+		}
+	})
+
+	step("bob gets 403 at alice's server", func(t *testing.T) {
+		bob := newBrowser(t, hubURL)
+		if resp, _ := bob.login("bob", "bob-pw"); resp.StatusCode != 200 {
+			t.Fatalf("bob cannot log in: %d", resp.StatusCode)
+		}
+		resp, body := bob.get("/user/alice/")
+		if resp.StatusCode != 403 {
+			t.Errorf("bob at /user/alice/ ended at %s with %d:\n%.1000s", resp.Request.URL, resp.StatusCode, body)
+		}
+	})
+
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		step(fmt.Sprintf("after %s the server keeps running and is adopted again", sig), func(t *testing.T) {
+			pid := unitProps(t, unit)["MainPID"]
+			h.signal(sig)
+			if p := unitProps(t, unit); p["ActiveState"] != "active" || p["MainPID"] != pid {
+				t.Fatalf("unit after hub %s: ActiveState=%v MainPID=%v (was %v)", sig, p["ActiveState"], p["MainPID"], pid)
+			}
+			h.start()
+			resp, _ := alice.get("/user/alice/tree")
+			if resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {
+				t.Errorf("after restart /user/alice/tree ended at %s with %d", resp.Request.URL, resp.StatusCode)
+			}
+			if p := unitProps(t, unit); p["MainPID"] != pid {
+				t.Errorf("server was respawned (MainPID %v, was %v)", p["MainPID"], pid)
+			}
+		})
+	}
+
+	step("bad input gets 4xx JSON errors and changes nothing", func(t *testing.T) {
+		_, before := apiDo(t, "GET", "/hub/api/users", admin, "")
+		cases := []struct {
+			method, path, token, body string
+			want                      int
+		}{
+			{"GET", "/hub/api/users/nobody", admin, "", 404},
+			{"POST", "/hub/api/users", admin, `{"usernames": [`, 400},
+			{"POST", "/hub/api/users", admin, `{"usernames": ["` + strings.Repeat("x", 70000) + `"]}`, 413},
+			{"GET", "/hub/api/users/..%2F..%2Fetc%2Fpasswd", admin, "", 400},
+			{"GET", "/hub/api/users", "", "", 403},
+			{"DELETE", "/hub/api/users/alice/server", "", "", 403},
+		}
+		for _, c := range cases {
+			status, body := apiDo(t, c.method, c.path, c.token, c.body)
+			var e struct{ Status int }
+			if status != c.want || json.Unmarshal(body, &e) != nil || e.Status != c.want {
+				t.Errorf("%s %.60s = %d %.200s, want a %d JSON error", c.method, c.path, status, body, c.want)
+			}
+		}
+		req, _ := http.NewRequest("GET", hubURL+"/hub/api/users", nil)
+		req.Header.Set("X-Token", admin) // the token in the wrong header
+		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 {
+			t.Errorf("token in the wrong header was not refused: %v", resp)
+		}
+		if _, after := apiDo(t, "GET", "/hub/api/users", admin, ""); string(after) != string(before) {
+			t.Errorf("bad requests changed the users:\nbefore %s\nafter  %s", before, after)
+		}
+		if p := unitProps(t, unit); p["ActiveState"] != "active" {
+			t.Errorf("alice's server is %v after bad input", p["ActiveState"])
+		}
+	})
+
+	step("stopping the server removes the unit and the API shows it stopped", func(t *testing.T) {
+		status, body := apiDo(t, "DELETE", "/hub/api/users/alice/server", admin, "")
+		if status != 204 && status != 202 {
+			t.Fatalf("stop = %d %s", status, body)
+		}
+		deadline := time.Now().Add(60 * time.Second)
+		var user struct {
+			Server  *string
+			Pending *string
+			Servers map[string]any
+		}
+		for time.Now().Before(deadline) {
+			_, body = apiDo(t, "GET", "/hub/api/users/alice", admin, "")
+			json.Unmarshal(body, &user)
+			if user.Pending == nil && user.Server == nil {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+		if user.Server != nil || user.Pending != nil || len(user.Servers) != 0 {
+			t.Errorf("API still shows a server: %s", body)
+		}
+		if p := unitProps(t, unit); p["LoadState"] != "not-found" && p["ActiveState"] != "inactive" {
+			t.Errorf("unit still there: LoadState=%v ActiveState=%v", p["LoadState"], p["ActiveState"])
+		}
+		resp, _ := alice.get("/user/alice/tree")
+		if resp.StatusCode != 424 {
+			t.Errorf("a stopped server's URL answered %d, want 424 (start your server)", resp.StatusCode)
+		}
+	})
+}
+
+// TestSpawnFailureShowsTheJournal starts a second hub whose server command fails at once: the
+// progress stream's failed event must say why, with the unit's own last log lines.
+func TestSpawnFailureShowsTheJournal(t *testing.T) {
+	dir := t.TempDir()
+	const addr = "127.0.0.1:8001"
+	cfg := writeConfig(t, dir, fmt.Sprintf(`
+[hub]
+listen = %q
+data_dir = %q
+[spawner]
+cmd = ["/bin/sh", "-c", "echo e2e-boom-marker >&2; exit 3"]
+unit_prefix = "jhgo-e2e-fail"
+start_timeout = "60s"
+`, addr, dir+"/data"))
+	startHub(t, cfg, addr)
+	bob := newBrowser(t, "http://"+addr)
+	if resp, _ := bob.login("bob", "bob-pw"); resp.StatusCode != 200 {
+		t.Fatalf("bob cannot log in: %d", resp.StatusCode)
+	}
+	_, home := bob.get("/hub/home")
+	bob.post("/hub/spawn", url.Values{"_xsrf": {bob.xsrf(home)}})
+	events := bob.progress("/hub/api/users/bob/server/progress", 90*time.Second)
+	last := events[len(events)-1]
+	msg, _ := last["message"].(string)
+	if last["failed"] != true || !strings.Contains(msg, "e2e-boom-marker") {
+		t.Errorf("failed event lacks the unit's log: %v", last)
+	}
+	resp, body := bob.get("/hub/home")
+	if resp.StatusCode != 200 || !strings.Contains(body, "e2e-boom-marker") || !strings.Contains(body, "Start my server") {
+		t.Errorf("home page after a failed spawn does not explain it:\n%s", body)
+	}
+}
