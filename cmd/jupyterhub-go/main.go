@@ -54,13 +54,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
-
 	cmd, rest := "serve", fs.Args()
 	if len(rest) > 0 {
 		cmd, rest = rest[0], rest[1:]
 	}
+	if cmd == "serve" || cmd == "check-config" {
+		// "jupyterhub-go serve --config FILE" works as well as "jupyterhub-go --config FILE serve".
+		if err := fs.Parse(rest); err != nil {
+			return 2
+		}
+		if fs.NArg() > 0 {
+			fmt.Fprintf(stderr, "jupyterhub-go: unexpected arguments %q\n", fs.Args())
+			return 2
+		}
+	}
+	explicit := false
+	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
 	if cmd == "version" {
 		fmt.Fprintf(stdout, "jupyterhub-go %s (JupyterHub API %s)\n", version, agent.Version)
 		return 0
