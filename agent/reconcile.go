@@ -62,12 +62,9 @@ func (h *Hub) reconcile(ctx context.Context) error {
 
 // finishStop runs every step's stop synchronously and records the server as stopped.
 func (h *Hub) finishStop(ctx context.Context, sv store.Server) {
-	steps := h.steps()
-	for i := len(steps) - 1; i >= 0; i-- {
-		if err := steps[i].stop(ctx, sv); err != nil {
-			h.log.Error("stop server", "user", sv.UserName, "step", steps[i].name(), "err", err)
-			return
-		}
+	if err := h.teardown(ctx, sv); err != nil {
+		h.log.Error("stop server", "user", sv.UserName, "err", err)
+		return
 	}
 	sv.State = store.Stopped
 	if err := h.store.SaveServer(ctx, sv); err != nil {

@@ -189,19 +189,13 @@ func (h *Hub) stopServer(sv store.Server) (<-chan struct{}, error) {
 		}
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.cfg.Spawner.StopTimeout.D())
 		defer cancel()
-		clean := true
-		steps := h.steps()
-		for i := len(steps) - 1; i >= 0; i-- {
-			if err := steps[i].stop(stopCtx, cur); err != nil {
-				clean = false
-				h.log.Error("stop server", "user", cur.UserName, "server", cur.Name, "step", steps[i].name(), "err", err)
-			}
-		}
+		err := h.teardown(stopCtx, cur)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		delete(h.stops, cur.ID)
 		delete(h.spawns, cur.ID)
-		if !clean {
+		if err != nil {
+			h.log.Error("stop server", "user", cur.UserName, "server", cur.Name, "err", err)
 			// Leave it marked running so nobody starts a second copy; the next reconcile retries.
 			cur.State = store.Running
 			h.store.SaveServer(stopCtx, cur)
@@ -215,6 +209,18 @@ func (h *Hub) stopServer(sv store.Server) (<-chan struct{}, error) {
 		h.log.Info("server stopped", "user", cur.UserName, "server", cur.Name)
 	}()
 	return done, nil
+}
+
+// teardown runs every step's stop in reverse order; the first failure ends it, so a unit that
+// would not stop keeps its credentials.
+func (h *Hub) teardown(ctx context.Context, sv store.Server) error {
+	steps := h.steps()
+	for i := len(steps) - 1; i >= 0; i-- {
+		if err := steps[i].stop(ctx, sv); err != nil {
+			return fmt.Errorf("%s: %w", steps[i].name(), err)
+		}
+	}
+	return nil
 }
 
 // pickPort finds a free loopback port in spawner.port_range that no other server holds.

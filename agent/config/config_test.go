@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -80,5 +82,23 @@ func TestUsernames(t *testing.T) {
 		if (ValidUsername(name) == nil) != ok {
 			t.Errorf("ValidUsername(%q) ok = %v", name, !ok)
 		}
+	}
+}
+
+// The example config documents every key with its default; keep it true.
+func TestExampleConfigIsTheDefaults(t *testing.T) {
+	data, err := os.ReadFile("../../contrib/config.example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg Config // zero, so a key missing from the example shows up as a difference
+	if err := Parse(data, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := Default()
+	want.Spawner.Env, want.Spawner.Args, want.Auth.AdminUsers, want.Auth.AdminGroups = map[string]string{}, []string{}, []string{}, []string{}
+	want.Auth.AllowedUsers, want.Auth.AllowedGroups = []string{}, []string{}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("contrib/config.example.toml differs from the defaults:\n got %+v\nwant %+v", cfg, want)
 	}
 }
