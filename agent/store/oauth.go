@@ -24,7 +24,7 @@ func (s *Store) SaveClient(ctx context.Context, c OAuthClient, secret string) er
 		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri,
 			description = excluded.description, allowed_scopes = excluded.allowed_scopes, server_id = excluded.server_id`,
-		c.ID, Hash(secret), c.RedirectURI, c.Description, toJSON(c.AllowedScopes), c.ServerID)
+		c.ID, Hash(secret), c.RedirectURI, c.Description, toJSON(c.AllowedScopes), nullID(c.ServerID))
 	if err != nil {
 		return fmt.Errorf("register oauth client %s: %w", c.ID, err)
 	}

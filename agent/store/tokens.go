@@ -67,14 +67,10 @@ func (s *Store) CreateToken(ctx context.Context, t Token) (Token, string, error)
 	if t.Scopes == nil {
 		t.Scopes = []string{}
 	}
-	var server any
-	if t.ServerID != 0 {
-		server = t.ServerID
-	}
 	res, err := s.db.ExecContext(ctx, `INSERT INTO tokens (hash, prefix, user_id, kind, scopes, note, created, expires_at, session_id, oauth_client, server_id)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		Hash(secret), t.Prefix, t.UserID, t.Kind, toJSON(t.Scopes), t.Note, fmtTime(t.Created), fmtTime(t.ExpiresAt),
-		nullString(t.SessionID), nullString(t.OAuthClient), server)
+		nullString(t.SessionID), nullString(t.OAuthClient), nullID(t.ServerID))
 	if err != nil {
 		return t, "", fmt.Errorf("create %s token: %w", t.Kind, err)
 	}
@@ -158,6 +154,13 @@ func nullString(s string) any {
 		return nil
 	}
 	return s
+}
+
+func nullID(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
 }
 
 func contains(list []string, s string) bool {

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func open(t *testing.T) (*Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hub.sqlite")
+	s, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, path
+}
+
+func TestSecretsAreNeverStoredInClear(t *testing.T) {
+	s, path := open(t)
+	ctx := context.Background()
+	u, _ := s.CreateUser(ctx, "alice", false)
+	_, tok, _ := s.CreateToken(ctx, Token{UserID: u.ID, Kind: KindAPI})
+	_, sess, _ := s.CreateSession(ctx, u.ID, time.Hour)
+	if err := s.SaveClient(ctx, OAuthClient{ID: "c", RedirectURI: "/cb"}, "client-secret-value"); err != nil {
+		t.Fatal(err)
+	}
+	code, err := s.CreateCode(ctx, OAuthCode{ClientID: "c", UserID: u.ID, RedirectURI: "/cb", ExpiresAt: time.Now().Add(time.Minute)})
+	if err != nil || tok == "" || sess == "" {
+		t.Fatalf("creating secrets failed: %v", err)
+	}
+	s.Close()
+	var db []byte
+	for _, suffix := range []string{"", "-wal"} {
+		b, _ := os.ReadFile(path + suffix)
+		db = append(db, b...)
+	}
+	for name, secret := range map[string]string{"token": tok, "session": sess, "client secret": "client-secret-value", "code": code} {
+		if bytes.Contains(db, []byte(secret)) {
+			t.Errorf("the %s is stored in clear", name)
+		}
+	}
+}
+
+func TestMigrationsRunOnceAndReopen(t *testing.T) {
+	s, path := open(t)
+	s.CreateUser(context.Background(), "alice", true)
+	s.Close()
+	s2, err := Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("reopen: %v", err)
+	}
+	defer s2.Close()
+	if u, err := s2.GetUser(context.Background(), "alice"); err != nil || !u.Admin {
+		t.Errorf("alice after reopen: %+v %v", u, err)
+	}
+}
+
+func TestExpiredCredentialsDoNotWork(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	u, _ := s.CreateUser(ctx, "alice", false)
+	_, tok, _ := s.CreateToken(ctx, Token{UserID: u.ID, Kind: KindAPI, ExpiresAt: time.Now().Add(-time.Second)})
+	if _, err := s.LookupToken(ctx, tok); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expired token: %v", err)
+	}
+	s.SaveClient(ctx, OAuthClient{ID: "c", RedirectURI: "/cb"}, "secret")
+	code, err := s.CreateCode(ctx, OAuthCode{ClientID: "c", UserID: u.ID, ExpiresAt: time.Now().Add(-time.Second)})
+	if err != nil || code == "" {
+		t.Fatalf("create code: %v", err)
+	}
+	if _, err := s.ConsumeCode(ctx, code); !errors.Is(err, ErrNotFound) {
+		t.Errorf("expired code: %v", err)
+	}
+}
+
+func TestRenameOntoExistingNameIsRefused(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	s.CreateUser(ctx, "alice", false)
+	s.CreateUser(ctx, "bob", false)
+	name := "bob"
+	if _, err := s.UpdateUser(ctx, "alice", UserPatch{Name: &name}); !errors.Is(err, ErrExists) {
+		t.Errorf("rename onto bob: %v", err)
+	}
+}
