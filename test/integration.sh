@@ -52,7 +52,7 @@ for pkg in spawner pam test/e2e; do
   go test -c -o "$io/$name.test" "./$pkg"
   [[ -d $pkg/testdata ]] && cp -r "$pkg/testdata" "$io/$name.testdata"
 done
-cp test/guest/*.sh test/guest/pam.d-jupyterhub-go "$io/"
+# (vmtest.sh adds test/guest/*.sh and the PAM service file to every run)
 [[ -n ${JHGO_TEST_RUN:-} ]] && printf 'JHGO_TEST_RUN=%q\n' "$JHGO_TEST_RUN" >> "$io/test.env"
 [[ -n ${JHGO_TEST_TIMEOUT:-} ]] && printf 'JHGO_TEST_TIMEOUT=%q\n' "$JHGO_TEST_TIMEOUT" >> "$io/test.env"
 

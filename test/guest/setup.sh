@@ -3,7 +3,8 @@
 # Idempotent. Creates:
 #   users alice (password alice-pw, uid 1001), bob (bob-pw, 1002), demo (demo, 1003), with homes;
 #   group jupyter-users (gid 1100) = alice, bob;
-#   PAM service /etc/pam.d/jupyterhub-go from pam.d-jupyterhub-go beside this script.
+#   PAM service /etc/pam.d/jupyterhub-go from pam.d-jupyterhub-go beside this script (vmtest.sh
+#   puts packaging/pam.d/jupyterhub-go there under that name).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 

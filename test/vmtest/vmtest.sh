@@ -13,17 +13,20 @@
 #   vmtest.sh path                    print the cached image directory (rootfs/ is the nspawn tree)
 #   vmtest.sh clean                   delete cached images other than the current one
 #
+# Every run's /mnt/io also holds test/guest/*.sh and pam.d-jupyterhub-go (from packaging/pam.d/).
+#
 # Env: VMTEST_DIR (cache, default ${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vmtest),
 #      VMTEST_MEM (2048 MiB), VMTEST_SMP (2), VMTEST_TIMEOUT (900 s, hard limit of a run/nspawn),
 #      VMTEST_EXTRA=pkg1,pkg2 (more Debian packages; part of the cache key), VMTEST_MIRROR,
 #      VMTEST_ACCEL (kvm if /dev/kvm is usable, else tcg,thread=multi), VMTEST_CPU, VMTEST_MACHINE,
 #      VMTEST_CONSOLE=1 (print the serial console after a run), VMTEST_DEBUG=1 (verbose boot),
 #      VMTEST_NSPAWN_MODE (overlay | ephemeral), VMTEST_SSH_PORT (2222), DEMO_PORT (8000),
-#      VMTEST_NICE (10: niceness of the image build).
+#      VMTEST_NICE (10: niceness of the image build), VMTEST_KEEP=1 (keep the share dir of a run).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GUEST=$(cd "$HERE/../guest" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
 D=${VMTEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vmtest}
 SUITE=bookworm
 SMP=${VMTEST_SMP:-2}
@@ -131,9 +134,13 @@ qemu_cmd() {
     "$@")
 }
 
-# new_io SCRIPT FILE... - a fresh share dir with SCRIPT as script.sh and the FILEs beside it
+# new_io SCRIPT FILE... - a fresh share dir with SCRIPT as script.sh and the FILEs beside it, plus
+# the guest helpers every run gets: test/guest/*.sh (setup.sh, ...) and the PAM service file
+# packaging/pam.d/jupyterhub-go as pam.d-jupyterhub-go (setup.sh installs it).
 new_io() {
   IO=$(mktemp -d "$D/run.XXXXXX")
+  cp "$GUEST"/*.sh "$IO/"
+  cp "$REPO/packaging/pam.d/jupyterhub-go" "$IO/pam.d-jupyterhub-go"
   cp "$1" "$IO/script.sh"; chmod +x "$IO/script.sh"; shift
   (($#)) && cp -r -- "$@" "$IO/"
   : > "$IO/output"
@@ -249,7 +256,7 @@ demo() {
   local hub=${1:?usage: vmtest.sh demo JUPYTERHUB_GO_BINARY [FILE...]}
   [[ -f $hub ]] || { echo "no such file: $hub" >&2; return 2; }
   need_qemu; need_host_pkgs curl:curl; build
-  new_io "$GUEST/demo.sh" "$GUEST/setup.sh" "$@"
+  new_io "$GUEST/demo.sh" "$@"
   [[ $(basename "$hub") == jupyterhub-go ]] || cp "$hub" "$IO/jupyterhub-go"
   local url=http://127.0.0.1:$DEMO_PORT/ t0=$EPOCHREALTIME
   qemu_cmd "$IO" vmtest.run=1 systemd.wants=systemd-networkd.service -- -serial file:"$IO/console.log" \
@@ -279,12 +286,13 @@ sshvm() {
   wait "$QPID" || true; QPID=''
 }
 
-clean() {
+clean() { # other images, and share dirs left by runs that died more than a day ago
   local d
-  for d in "$D"/image-* "$D"/run.*; do
+  for d in "$D"/image-*; do
     [[ -e $d && $d != "$IMG" ]] || continue
     log "removing $d"; rm -rf "$d"
   done
+  find "$D" -maxdepth 1 -name 'run.*' -mtime +0 -exec rm -rf {} + 2>/dev/null || true
 }
 
 case ${1:-} in
@@ -295,5 +303,5 @@ case ${1:-} in
   ssh) sshvm ;;
   path) echo "$IMG" ;;
   clean) clean ;;
-  *) sed -n '2,23p' "$0"; exit 2 ;;
+  *) awk 'NR > 1 && !/^#/ {exit} NR > 1' "$0"; exit 2 ;;
 esac
