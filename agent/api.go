@@ -45,6 +45,12 @@ func (h *Hub) apiRoutes(mux *http.ServeMux) {
 	mux.Handle(api+"/users/{name}/server/progress", h.authed(methods{"GET": h.apiProgress}))
 	mux.Handle(api+"/users/{name}/tokens", h.authed(methods{"GET": h.apiListTokens, "POST": h.apiCreateToken}))
 	mux.Handle(api+"/users/{name}/tokens/{id}", h.authed(methods{"GET": h.apiGetToken, "DELETE": h.apiDeleteToken}))
+	named := func(w http.ResponseWriter, r *http.Request, c *caller) {
+		apiError(w, http.StatusBadRequest, "named servers are not enabled on this hub; use /users/{name}/server")
+	}
+	mux.Handle(api+"/users/{name}/servers/{server}", h.authed(methods{"POST": named, "DELETE": named}))
+	mux.Handle(api+"/users/{name}/servers/{server}/progress", h.authed(methods{"GET": named}))
+	mux.Handle(api+"/proxy", h.authed(methods{"GET": h.apiProxy}))
 	mux.HandleFunc(api+"/oauth2/authorize", h.oauthAuthorize)
 	mux.HandleFunc(api+"/oauth2/token", h.oauthToken)
 }
@@ -103,6 +109,28 @@ func (h *Hub) apiInfo(w http.ResponseWriter, r *http.Request, c *caller) {
 		"authenticator":  map[string]string{"class": "jupyterhub-go." + h.cfg.Auth.Method, "version": Version},
 		"spawner":        map[string]string{"class": "jupyterhub-go.systemd", "version": Version},
 	})
+}
+
+// apiProxy shows the built-in router's table in configurable-http-proxy's shape, for tools that
+// inspect /hub/api/proxy.
+func (h *Hub) apiProxy(w http.ResponseWriter, r *http.Request, c *caller) {
+	if !c.scopes["proxy"] {
+		apiError(w, http.StatusForbidden, "requires scope proxy")
+		return
+	}
+	table := map[string]any{}
+	h.mu.Lock()
+	for key, rt := range h.routes {
+		user, server, _ := strings.Cut(key, "/")
+		spec := h.serverURL(user, server)
+		table[spec] = map[string]any{
+			"routespec": spec,
+			"target":    "http://127.0.0.1:" + strconv.Itoa(rt.port),
+			"data":      map[string]any{"user": user, "server_name": server},
+		}
+	}
+	h.mu.Unlock()
+	writeJSON(w, http.StatusOK, table)
 }
 
 // apiSelf is GET /hub/api/user: how single-user servers learn who a token belongs to.
