@@ -312,7 +312,7 @@ func (th *testHub) login(name string) *http.Cookie {
 	if err != nil {
 		th.t.Fatal(err)
 	}
-	_, secret, err := th.store.CreateSession(context.Background(), u.ID, 3600e9)
+	_, secret, err := th.store.CreateSession(context.Background(), store.Session{UserID: u.ID}, 3600e9)
 	if err != nil {
 		th.t.Fatal(err)
 	}

@@ -68,8 +68,9 @@ type Hub struct {
 	store   *store.Store
 	auth    Authenticator
 	units   Units
-	secret  []byte // signs cookies and XSRF tokens
-	prefix  string // base URL without its trailing slash
+	secret  []byte  // signs cookies and XSRF tokens
+	sealer  *sealer // encrypts identity-provider tokens at rest
+	prefix  string  // base URL without its trailing slash
 	trusted []netip.Prefix
 
 	// life is the hub's lifetime: spawns and stops outlive the request that asked for them.
@@ -102,6 +103,14 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	key, err := loadSecret(filepath.Join(cfg.Hub.DataDir, "auth_state_key"))
+	if err != nil {
+		return nil, err
+	}
+	sl, err := newSealer(key)
+	if err != nil {
+		return nil, err
+	}
 	st, err := store.Open(ctx, filepath.Join(cfg.Hub.DataDir, "jupyterhub-go.sqlite"))
 	if err != nil {
 		return nil, err
@@ -113,6 +122,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		auth:     deps.Auth,
 		units:    deps.Units,
 		secret:   secret,
+		sealer:   sl,
 		prefix:   strings.TrimSuffix(cfg.Hub.BaseURL, "/"),
 		life:     ctx,
 		routes:   map[string]route{},
@@ -194,28 +204,28 @@ func (h *Hub) background(ctx context.Context) {
 	}
 }
 
-// loadSecret reads the cookie secret, creating it 0600 on first start.
+// loadSecret reads a 32-byte secret kept in the data dir, creating it 0600 on first start.
 func loadSecret(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err == nil {
 		secret, derr := hex.DecodeString(strings.TrimSpace(string(b)))
 		if derr != nil || len(secret) < 32 {
-			return nil, fmt.Errorf("cookie secret %s is damaged: remove it to make a new one (everyone will have to log in again)", path)
+			return nil, fmt.Errorf("secret %s is damaged: remove it to make a new one (everyone will have to log in again)", path)
 		}
 		return secret, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("read cookie secret: %w", err)
+		return nil, fmt.Errorf("read secret: %w", err)
 	}
 	secret := make([]byte, 32)
 	rand.Read(secret)
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("create cookie secret: %w", err)
+		return nil, fmt.Errorf("create secret: %w", err)
 	}
 	defer f.Close()
 	if _, err := f.WriteString(hex.EncodeToString(secret) + "\n"); err != nil {
-		return nil, fmt.Errorf("write cookie secret: %w", err)
+		return nil, fmt.Errorf("write secret: %w", err)
 	}
 	return secret, nil
 }

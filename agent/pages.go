@@ -176,7 +176,7 @@ func (h *Hub) loginPage(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusInternalServerError, "Could not record your login; try again.")
 		return
 	}
-	sess, secret, err := h.store.CreateSession(r.Context(), u.ID, h.cfg.Hub.CookieMaxAge.D())
+	sess, secret, err := h.store.CreateSession(r.Context(), store.Session{UserID: u.ID}, h.cfg.Hub.CookieMaxAge.D())
 	if err != nil {
 		refuse(http.StatusInternalServerError, "Could not start a session; try again.")
 		return

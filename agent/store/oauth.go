@@ -98,14 +98,19 @@ type Session struct {
 	UserID    int64
 	Created   time.Time
 	ExpiresAt time.Time
+	// IdPSubject and IdPSession name the identity provider's user and session behind this login
+	// (empty for PAM), for back-channel logout.
+	IdPSubject string
+	IdPSession string
 }
 
-// CreateSession starts a login session and returns the cookie secret for it.
-func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Duration) (Session, string, error) {
+// CreateSession starts a login session and returns the cookie secret for it. Only UserID,
+// IdPSubject and IdPSession of sess are used.
+func (s *Store) CreateSession(ctx context.Context, sess Session, ttl time.Duration) (Session, string, error) {
 	secret := NewSecret()
-	sess := Session{ID: NewSecret()[:16], UserID: userID, Created: now(), ExpiresAt: now().Add(ttl)}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id, hash, user_id, created, expires_at) VALUES (?, ?, ?, ?, ?)`,
-		sess.ID, Hash(secret), userID, fmtTime(sess.Created), fmtTime(sess.ExpiresAt))
+	sess.ID, sess.Created, sess.ExpiresAt = NewSecret()[:16], now(), now().Add(ttl)
+	_, err := s.db.ExecContext(ctx, `INSERT INTO sessions (id, hash, user_id, created, expires_at, idp_subject, idp_session) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		sess.ID, Hash(secret), sess.UserID, fmtTime(sess.Created), fmtTime(sess.ExpiresAt), sess.IdPSubject, sess.IdPSession)
 	if err != nil {
 		return sess, "", fmt.Errorf("create session: %w", err)
 	}
@@ -116,8 +121,8 @@ func (s *Store) CreateSession(ctx context.Context, userID int64, ttl time.Durati
 func (s *Store) LookupSession(ctx context.Context, secret string) (Session, error) {
 	var sess Session
 	var created, expires sql.NullString
-	err := s.db.QueryRowContext(ctx, `SELECT id, user_id, created, expires_at FROM sessions WHERE hash = ?`, Hash(secret)).
-		Scan(&sess.ID, &sess.UserID, &created, &expires)
+	err := s.db.QueryRowContext(ctx, `SELECT id, user_id, created, expires_at, idp_subject, idp_session FROM sessions WHERE hash = ?`, Hash(secret)).
+		Scan(&sess.ID, &sess.UserID, &created, &expires, &sess.IdPSubject, &sess.IdPSession)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sess, ErrNotFound
 	}
@@ -138,6 +143,54 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return s.DeleteSessionTokens(ctx, id)
+}
+
+// DeleteIdPSessions ends every hub session that came from the identity provider's session sid
+// or, with sid empty, from any session of its user sub (OIDC back-channel logout). It returns
+// how many ended.
+func (s *Store) DeleteIdPSessions(ctx context.Context, sub, sid string) (int, error) {
+	q, arg := `SELECT id FROM sessions WHERE idp_session = ? AND idp_session != ''`, sid
+	if sid == "" {
+		q, arg = `SELECT id FROM sessions WHERE idp_subject = ? AND idp_subject != ''`, sub
+	}
+	rows, err := s.db.QueryContext(ctx, q, arg)
+	if err != nil {
+		return 0, fmt.Errorf("find sessions of identity provider session: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := s.DeleteSession(ctx, id); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+// DeleteUserSessions ends every login session of a user.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID int64) error {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM sessions WHERE user_id = ?`, userID)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		rows.Scan(&id)
+		ids = append(ids, id)
+	}
+	rows.Close()
+	for _, id := range ids {
+		if err := s.DeleteSession(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Expire deletes expired tokens, codes and sessions.

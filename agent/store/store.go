@@ -116,6 +116,12 @@ var migrations = []string{
 		created TEXT NOT NULL,
 		expires_at TEXT NOT NULL
 	);`,
+	// Logins through an identity provider: tokens kept (encrypted) per user, and the provider's
+	// session of each hub session, so a back-channel logout can end it.
+	`ALTER TABLE users ADD COLUMN auth_state BLOB;
+	ALTER TABLE sessions ADD COLUMN idp_subject TEXT NOT NULL DEFAULT '';
+	ALTER TABLE sessions ADD COLUMN idp_session TEXT NOT NULL DEFAULT '';
+	CREATE INDEX sessions_idp ON sessions(idp_session);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -26,7 +26,7 @@ func TestSecretsAreNeverStoredInClear(t *testing.T) {
 	ctx := context.Background()
 	u, _ := s.CreateUser(ctx, "alice", false)
 	_, tok, _ := s.CreateToken(ctx, Token{UserID: u.ID, Kind: KindAPI})
-	_, sess, _ := s.CreateSession(ctx, u.ID, time.Hour)
+	_, sess, _ := s.CreateSession(ctx, Session{UserID: u.ID}, time.Hour)
 	if err := s.SaveClient(ctx, OAuthClient{ID: "c", RedirectURI: "/cb"}, "client-secret-value"); err != nil {
 		t.Fatal(err)
 	}

@@ -175,6 +175,25 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	return nil
 }
 
+// AuthState returns a user's sealed identity-provider tokens (nil if none).
+func (s *Store) AuthState(ctx context.Context, userID int64) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, `SELECT auth_state FROM users WHERE id = ?`, userID).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return b, err
+}
+
+// SetAuthState stores a user's sealed identity-provider tokens; nil clears them.
+func (s *Store) SetAuthState(ctx context.Context, userID int64, sealed []byte) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE users SET auth_state = ? WHERE id = ?`, sealed, userID)
+	if err != nil {
+		return fmt.Errorf("save auth state: %w", err)
+	}
+	return nil
+}
+
 // TouchUser moves a user's last activity forward (never back).
 func (s *Store) TouchUser(ctx context.Context, userID int64, t time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE users SET last_activity = ?1 WHERE id = ?2 AND (last_activity IS NULL OR last_activity < ?1)`,
