@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/jupyterhub-go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test unit integration integration-nspawn lint run demo clean
+.PHONY: all build test unit integration integration-nspawn lint run demo clean install deb arch package-test
 
 all: build
 
@@ -14,7 +14,7 @@ $(BIN): $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum agent/te
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/jupyterhub-go
 
 # The one test command: unit tests here, then the integration suite in a throw-away VM.
-test: lint unit integration
+test: lint unit package-test integration
 
 unit:
 	$(GO) test -count=1 ./...
@@ -41,4 +41,46 @@ demo: build
 	test/vmtest/vmtest.sh demo $(BIN)
 
 clean:
-	rm -rf bin
+	rm -rf bin dist
+
+# ---- install and packages (README.md, "Install") ----
+# `sudo make install` puts the hub under /usr/local; the packages use PREFIX=/usr (Debian bookworm
+# also UNITDIR=/lib/systemd/system). Configuration, PAM service and nginx site go to /etc and are
+# never overwritten: an existing file is an administrator's.
+PREFIX  ?= /usr/local
+BINDIR  ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSCONFDIR ?= /etc
+
+install: build
+	install -Dm0755 $(BIN) $(DESTDIR)$(BINDIR)/jupyterhub-go
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/jupyterhub-go \
+		$(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSCONFDIR)/nginx/sites-available
+	sed 's|/usr/bin/jupyterhub-go|$(BINDIR)/jupyterhub-go|' packaging/jupyterhub-go.service > $(DESTDIR)$(UNITDIR)/jupyterhub-go.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/jupyterhub-go.service
+	@# The example with every key commented out: it documents the defaults without pinning them.
+	test -e $(DESTDIR)$(SYSCONFDIR)/jupyterhub-go/config.toml || { \
+		sed -E 's/^([a-z_]+ *=)/#\1/' contrib/config.example.toml > $(DESTDIR)$(SYSCONFDIR)/jupyterhub-go/config.toml && \
+		chmod 0640 $(DESTDIR)$(SYSCONFDIR)/jupyterhub-go/config.toml; }
+	test -e $(DESTDIR)$(SYSCONFDIR)/pam.d/jupyterhub-go || \
+		install -m0644 packaging/pam.d/jupyterhub-go $(DESTDIR)$(SYSCONFDIR)/pam.d/jupyterhub-go
+	test -e $(DESTDIR)$(SYSCONFDIR)/nginx/sites-available/jupyterhub-go.conf || \
+		install -m0644 contrib/nginx/jupyterhub-go.conf $(DESTDIR)$(SYSCONFDIR)/nginx/sites-available/jupyterhub-go.conf
+
+# dist/jupyterhub-go_<version>_<arch>.deb (dpkg-buildpackage + debhelper, packaging/debian)
+deb:
+	packaging/make-deb.sh
+
+# dist/jupyterhub-go-<version>-<rel>-<arch>.pkg.tar.gz (makepkg, packaging/arch/PKGBUILD)
+arch:
+	packaging/make-arch.sh
+
+# Both packages built, lintian has no errors, and they ship the same files as each other and as
+# `make install` from source (test/packaging). The .deb's install, nginx and restart test runs in
+# the VM with `make integration`.
+package-test: deb arch
+	rm -rf dist/install-root
+	$(MAKE) --no-print-directory install DESTDIR=$(CURDIR)/dist/install-root
+	JHGO_DEB="$$(ls $(CURDIR)/dist/jupyterhub-go_*.deb)" JHGO_ARCH_PKG="$$(ls $(CURDIR)/dist/jupyterhub-go-*.pkg.tar.gz)" \
+	JHGO_INSTALL_ROOT=$(CURDIR)/dist/install-root \
+		$(GO) test -count=1 -v -run 'TestPackages' ./test/packaging

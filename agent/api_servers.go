@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -24,6 +25,13 @@ func (h *Hub) apiStartServer(w http.ResponseWriter, r *http.Request, c *caller) 
 	raw, _ := json.Marshal(opts)
 	if opts == nil {
 		raw = nil
+	}
+	if err := h.freshLogin(r.Context(), u); errors.Is(err, ErrLoginExpired) {
+		apiError(w, http.StatusForbidden, "%s's login at the identity provider has ended: they must log in again before their server can start", u.Name)
+		return
+	} else if err != nil {
+		apiError(w, http.StatusBadGateway, "%v", err)
+		return
 	}
 	prog, err := h.startServer(u, "", raw)
 	if err != nil {

@@ -51,6 +51,9 @@ func (h *Hub) userModel(ctx context.Context, u store.User, set scopes.Set, inclu
 		}
 		m["auth_state"] = nil
 	}
+	if set.Allows("admin:auth_state", t) {
+		m["auth_state"] = h.authStateModel(ctx, u)
+	}
 	if set.Allows("read:servers", t) {
 		sm := map[string]any{}
 		for _, sv := range servers {

@@ -54,9 +54,11 @@ type Units interface {
 	Journal(ctx context.Context, unit string, lines int) ([]string, error)
 }
 
-// Deps are the concerns the hub is wired to.
+// Deps are the concerns the hub is wired to: Auth for password logins (PAM), or IdP for logins
+// at an identity provider (OpenID Connect).
 type Deps struct {
 	Auth   Authenticator
+	IdP    IdentityProvider
 	Units  Units
 	Logger *slog.Logger
 }
@@ -67,6 +69,7 @@ type Hub struct {
 	log     *slog.Logger
 	store   *store.Store
 	auth    Authenticator
+	idp     IdentityProvider
 	units   Units
 	secret  []byte  // signs cookies and XSRF tokens
 	sealer  *sealer // encrypts identity-provider tokens at rest
@@ -120,6 +123,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		log:      log,
 		store:    st,
 		auth:     deps.Auth,
+		idp:      deps.IdP,
 		units:    deps.Units,
 		secret:   secret,
 		sealer:   sl,

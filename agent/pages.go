@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"embed"
 	"errors"
 	"fmt"
@@ -83,6 +84,11 @@ func (h *Hub) pageRoutes(mux *http.ServeMux) {
 	})
 	mux.HandleFunc(hub+"/login", h.loginPage)
 	mux.HandleFunc(hub+"/logout", h.logoutPage)
+	if h.idp != nil {
+		mux.HandleFunc(hub+"/oauth_login", h.oauthLogin)
+		mux.HandleFunc(hub+"/oauth_callback", h.oauthCallback)
+		mux.HandleFunc(hub+"/oauth_backchannel_logout", h.backchannelLogout)
+	}
 	mux.HandleFunc(hub+"/home", h.loggedIn(h.homePage))
 	mux.HandleFunc(hub+"/spawn", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/spawn/{name}", h.loggedIn(h.spawnPage))
@@ -126,12 +132,12 @@ func (h *Hub) loggedIn(fn func(http.ResponseWriter, *http.Request, *caller)) htt
 
 func (h *Hub) loginPage(w http.ResponseWriter, r *http.Request) {
 	next := h.safeNext(r.FormValue("next"))
-	if r.Method != http.MethodPost {
+	if r.Method != http.MethodPost || h.idp != nil {
 		if _, err := h.cookieCaller(r); err == nil {
 			http.Redirect(w, r, next, http.StatusFound)
 			return
 		}
-		h.pages.render(w, r, http.StatusOK, "login.html", map[string]any{"Next": next}, nil)
+		h.pages.render(w, r, http.StatusOK, "login.html", map[string]any{"Next": next, "OIDC": h.idp != nil}, nil)
 		return
 	}
 	name := strings.ToLower(strings.TrimSpace(r.PostFormValue("username")))
@@ -159,33 +165,49 @@ func (h *Hub) loginPage(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "You ("+id.Name+") are not allowed to use this hub. Ask its administrator to add you.")
 		return
 	}
-	u, err := h.store.GetUser(r.Context(), id.Name)
-	if errors.Is(err, store.ErrNotFound) {
-		u, err = h.store.CreateUser(r.Context(), id.Name, admin)
-	}
-	if err == nil {
-		groups := id.Groups
-		patch := store.UserPatch{Groups: &groups}
-		if admin {
-			patch.Admin = &admin
-		}
-		u, err = h.store.UpdateUser(r.Context(), u.Name, patch)
-	}
+	u, err := h.recordLogin(r.Context(), id, admin, false)
 	if err != nil {
 		h.log.Error("login: record user", "user", id.Name, "err", err)
 		refuse(http.StatusInternalServerError, "Could not record your login; try again.")
 		return
 	}
-	sess, secret, err := h.store.CreateSession(r.Context(), store.Session{UserID: u.ID}, h.cfg.Hub.CookieMaxAge.D())
+	h.startSession(w, r, u, store.Session{UserID: u.ID}, next)
+}
+
+// recordLogin creates or updates the user: their groups follow the authenticator's on every
+// login. With revokeAdmin, admin also follows the configuration both ways (an identity provider's
+// groups are the truth); otherwise login only ever grants it.
+func (h *Hub) recordLogin(ctx context.Context, id Identity, admin, revokeAdmin bool) (store.User, error) {
+	u, err := h.store.GetUser(ctx, id.Name)
+	if errors.Is(err, store.ErrNotFound) {
+		u, err = h.store.CreateUser(ctx, id.Name, admin)
+	}
 	if err != nil {
-		refuse(http.StatusInternalServerError, "Could not start a session; try again.")
+		return u, err
+	}
+	groups := id.Groups
+	patch := store.UserPatch{Groups: &groups}
+	if admin || revokeAdmin {
+		patch.Admin = &admin
+	}
+	if u.Admin && !admin && revokeAdmin {
+		h.log.Info("admin rights removed: no longer in auth.admin_users or auth.admin_groups", "user", u.Name)
+	}
+	return h.store.UpdateUser(ctx, u.Name, patch)
+}
+
+// startSession sets the login cookie and sends the browser on.
+func (h *Hub) startSession(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session, next string) {
+	sess, secret, err := h.store.CreateSession(r.Context(), sess, h.cfg.Hub.CookieMaxAge.D())
+	if err != nil {
+		h.pages.error(w, r, http.StatusInternalServerError, "Login failed", "Could not start a session; try again.")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: loginCookie, Value: h.sign(secret), Path: h.prefix + "/hub/", HttpOnly: true,
 		Secure: h.secureRequest(r), SameSite: http.SameSiteLaxMode, MaxAge: int(h.cfg.Hub.CookieMaxAge.D().Seconds()),
 	})
-	h.log.Info("login", "user", u.Name, "admin", u.Admin, "session", sess.ID, "remote", r.RemoteAddr)
+	h.log.Info("login", "user", u.Name, "admin", u.Admin, "groups", u.Groups, "session", sess.ID, "remote", r.RemoteAddr)
 	http.Redirect(w, r, next, http.StatusFound)
 }
 
@@ -210,14 +232,26 @@ func (h *Hub) admission(id Identity) (admin, allowed bool) {
 // logoutPage ends the login session, which also revokes the OAuth tokens issued under it, so
 // the user's server cookies stop working at their next check.
 func (h *Hub) logoutPage(w http.ResponseWriter, r *http.Request) {
+	target := h.prefix + "/hub/login"
 	if c, err := h.cookieCaller(r); err == nil {
 		if err := h.store.DeleteSession(r.Context(), c.session.ID); err != nil {
 			h.log.Error("logout", "user", c.user.Name, "err", err)
 		}
+		if h.idp != nil {
+			// End the provider's session too, or the next login would be silent and instant.
+			if sealed, _ := h.store.AuthState(r.Context(), c.user.ID); sealed != nil {
+				if state, err := h.sealer.open(sealed); err == nil {
+					if u := h.idp.LogoutURL(state); u != "" {
+						target = u
+					}
+				}
+				h.store.SetAuthState(r.Context(), c.user.ID, nil)
+			}
+		}
 		h.log.Info("logout", "user", c.user.Name)
 	}
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: h.prefix + "/hub/", MaxAge: -1, HttpOnly: true})
-	http.Redirect(w, r, h.prefix+"/hub/login", http.StatusFound)
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
 func (h *Hub) homePage(w http.ResponseWriter, r *http.Request, c *caller) {
@@ -280,6 +314,13 @@ func (h *Hub) spawnPage(w http.ResponseWriter, r *http.Request, c *caller) {
 	}
 	if r.Method != http.MethodPost && sv.State != store.Spawning {
 		h.pages.render(w, r, http.StatusOK, "spawn.html", map[string]any{"Owner": u.Name, "Next": next}, c)
+		return
+	}
+	if err := h.freshLogin(r.Context(), u); errors.Is(err, ErrLoginExpired) {
+		http.Redirect(w, r, h.prefix+"/hub/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		return
+	} else if err != nil {
+		h.pages.error(w, r, http.StatusBadGateway, "Cannot start the server", err.Error())
 		return
 	}
 	if _, err := h.startServer(u, "", nil); err != nil {

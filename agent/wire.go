@@ -2,31 +2,52 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strconv"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/oidc"
 	"github.com/jupyterhub-go/jupyterhub-go/pam"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
 )
 
-// Open builds a hub wired to the real concerns the config names: PAM login and systemd units.
+// Open builds a hub wired to the real concerns the config names: PAM or OpenID Connect login,
+// and systemd units.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	auth, err := newPAMAuth(cfg.Auth.PAM, log)
-	if err != nil {
-		return nil, fmt.Errorf("auth.pam: %w", err)
+	deps := Deps{Logger: log}
+	var err error
+	switch cfg.Auth.Method {
+	case "pam":
+		if deps.Auth, err = newPAMAuth(cfg.Auth.PAM, log); err != nil {
+			return nil, fmt.Errorf("auth.pam: %w", err)
+		}
+	case "oidc":
+		// A persistent flow key lets a login that is under way survive a hub restart.
+		if err := os.MkdirAll(cfg.Hub.DataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("create data dir: %w", err)
+		}
+		key, err := loadSecret(filepath.Join(cfg.Hub.DataDir, "oidc_flow_key"))
+		if err != nil {
+			return nil, err
+		}
+		if deps.IdP, err = NewOpenIDProvider(ctx, cfg, key, log); err != nil {
+			return nil, fmt.Errorf("auth.oidc: %w", err)
+		}
 	}
-	units, err := spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log})
-	if err != nil {
+	if deps.Units, err = spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log}); err != nil {
 		return nil, fmt.Errorf("connect to systemd (user servers run as systemd units; is this a systemd host and are we root?): %w", err)
 	}
-	return New(ctx, cfg, Deps{Auth: auth, Units: units, Logger: log})
+	return New(ctx, cfg, deps)
 }
 
 // pamAuth adapts the pam package to the hub: PAM checks the password, the account database
@@ -66,4 +87,75 @@ func (p *pamAuth) Authenticate(ctx context.Context, name, password string) (Iden
 		return Identity{}, fmt.Errorf("look up groups of %s: %w", name, err)
 	}
 	return Identity{Name: name, Groups: groups}, nil
+}
+
+// openIDProvider adapts the oidc package to the hub's IdentityProvider: the provider's tokens
+// travel through the hub as opaque JSON, sealed at rest.
+type openIDProvider struct{ p *oidc.Provider }
+
+// NewOpenIDProvider runs discovery against auth.oidc.issuer; its errors say what is wrong
+// (unreachable issuer, issuer mismatch, missing client secret file). check-config uses it too.
+func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, log *slog.Logger) (IdentityProvider, error) {
+	o := cfg.Auth.OIDC
+	p, err := oidc.New(ctx, oidc.Config{
+		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecretFile: o.ClientSecretFile,
+		RedirectURL: cfg.OIDCRedirectURL(), Scopes: o.Scopes, UsernameClaim: o.UsernameClaim,
+		GroupsClaims: o.GroupsClaims, UserInfo: o.UserInfo, PostLogoutRedirectURL: cfg.OIDCPostLogoutURL(),
+		AuthParams: o.AuthParams, FlowKey: flowKey,
+	}, log)
+	if err != nil {
+		return nil, err
+	}
+	return openIDProvider{p}, nil
+}
+
+func (o openIDProvider) Begin(next string) (string, string) {
+	u, flow := o.p.Begin(next)
+	return u, string(flow)
+}
+
+func (o openIDProvider) Finish(ctx context.Context, flow string, q url.Values) (RemoteLogin, error) {
+	l, err := o.p.Finish(ctx, oidc.Flow(flow), q)
+	if err != nil {
+		return RemoteLogin{}, err
+	}
+	return remoteLogin(l)
+}
+
+func (o openIDProvider) Refresh(ctx context.Context, state []byte) (RemoteLogin, error) {
+	var t oidc.Tokens
+	if err := json.Unmarshal(state, &t); err != nil {
+		return RemoteLogin{}, fmt.Errorf("read stored tokens: %w", err)
+	}
+	l, err := o.p.Refresh(ctx, t)
+	if errors.Is(err, oidc.ErrReauthenticate) {
+		return RemoteLogin{}, fmt.Errorf("%w: %w", ErrLoginExpired, err)
+	}
+	if err != nil {
+		return RemoteLogin{}, err
+	}
+	return remoteLogin(l)
+}
+
+func (o openIDProvider) LogoutURL(state []byte) string {
+	var t oidc.Tokens
+	json.Unmarshal(state, &t)
+	return o.p.LogoutURL(t)
+}
+
+func (o openIDProvider) VerifyLogoutToken(ctx context.Context, raw string) (string, string, error) {
+	return o.p.VerifyLogoutToken(ctx, raw)
+}
+
+func (o openIDProvider) Explain(err error) string { return oidc.UserMessage(err) }
+
+func remoteLogin(l oidc.Login) (RemoteLogin, error) {
+	state, err := json.Marshal(l.Tokens)
+	if err != nil {
+		return RemoteLogin{}, err
+	}
+	return RemoteLogin{
+		Identity: Identity{Name: l.Username, Groups: l.Groups},
+		Subject:  l.Subject, Session: l.SessionID, State: state, Expiry: l.Tokens.Expiry, Next: l.Next,
+	}, nil
 }

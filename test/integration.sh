@@ -42,7 +42,7 @@ if has_go cmd/jupyterhub-go; then
 else
   say "NOTE: ./cmd/jupyterhub-go does not exist yet: no hub binary in the guest"
 fi
-for pkg in spawner pam test/e2e; do
+for pkg in spawner pam test/e2e test/packaging; do
   name=$(basename "$pkg")
   if ! compgen -G "$pkg/*_test.go" >/dev/null; then
     say "NOTE: ./$pkg has no tests yet: skipped"
@@ -53,6 +53,12 @@ for pkg in spawner pam test/e2e; do
   [[ -d $pkg/testdata ]] && cp -r "$pkg/testdata" "$io/$name.testdata"
 done
 # (vmtest.sh adds test/guest/*.sh and the PAM service file to every run)
+# test/packaging installs the .deb in the guest as README.md's "Install" section does: build it
+# (make deb) and hand it over as that test's testdata.
+say "make deb"
+make --no-print-directory deb
+mkdir -p "$io/packaging.testdata"
+cp dist/jupyterhub-go_*.deb "$io/packaging.testdata/"
 [[ -n ${JHGO_TEST_RUN:-} ]] && printf 'JHGO_TEST_RUN=%q\n' "$JHGO_TEST_RUN" >> "$io/test.env"
 [[ -n ${JHGO_TEST_TIMEOUT:-} ]] && printf 'JHGO_TEST_TIMEOUT=%q\n' "$JHGO_TEST_TIMEOUT" >> "$io/test.env"
 

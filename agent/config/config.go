@@ -62,6 +62,31 @@ type Auth struct {
 	AllowedUsers  []string `toml:"allowed_users"`
 	AllowedGroups []string `toml:"allowed_groups"`
 	PAM           PAM      `toml:"pam"`
+	OIDC          OIDC     `toml:"oidc"`
+}
+
+// OIDC is [auth.oidc]: login through an OpenID Connect provider such as Keycloak.
+type OIDC struct {
+	// Issuer is the provider's issuer URL, e.g. "https://sso.example.org/realms/main".
+	Issuer   string `toml:"issuer"`
+	ClientID string `toml:"client_id"`
+	// ClientSecretFile holds the client secret; it stays out of this file on purpose.
+	ClientSecretFile string `toml:"client_secret_file"`
+	// RedirectURL is the callback registered at the provider; "" derives it from hub.public_url.
+	RedirectURL string   `toml:"redirect_url"`
+	Scopes      []string `toml:"scopes"`
+	// UsernameClaim and GroupsClaims are dotted claim paths.
+	UsernameClaim string   `toml:"username_claim"`
+	GroupsClaims  []string `toml:"groups_claims"`
+	// UserInfo also reads claims from the userinfo endpoint.
+	UserInfo bool `toml:"userinfo"`
+	// PostLogoutRedirectURL is where the provider sends the browser after logout; "" derives the
+	// hub's login page from hub.public_url.
+	PostLogoutRedirectURL string `toml:"post_logout_redirect_url"`
+	// AuthParams are extra authorization request parameters, e.g. { kc_idp_hint = "github" }.
+	AuthParams map[string]string `toml:"auth_params"`
+	// RefreshBefore refreshes the access token before a spawn when it expires within this long.
+	RefreshBefore Duration `toml:"refresh_before"`
 }
 
 // PAM is [auth.pam].
@@ -120,6 +145,14 @@ func Default() Config {
 		Auth: Auth{
 			Method: "pam",
 			PAM:    PAM{Service: "jupyterhub-go", ConfDir: "/etc/pam.d", MinUID: 1000},
+			OIDC: OIDC{
+				ClientID:         "jupyterhub",
+				ClientSecretFile: "/etc/jupyterhub-go/oidc-client-secret",
+				Scopes:           []string{"openid", "profile", "email"},
+				UsernameClaim:    "preferred_username",
+				GroupsClaims:     []string{"groups"},
+				RefreshBefore:    Duration(time.Minute),
+			},
 		},
 		Spawner: Spawner{
 			Cmd:              []string{"/usr/bin/jupyterhub-singleuser"},
@@ -231,8 +264,25 @@ func (c *Config) Validate() error {
 		if c.Auth.PAM.MinUID < 0 {
 			bad("auth.pam.min_uid", "must not be negative")
 		}
+	case "oidc":
+		o := c.Auth.OIDC
+		if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("auth.oidc.issuer", "%q must be the provider's issuer URL, e.g. \"https://sso.example.org/realms/main\"", o.Issuer)
+		}
+		if o.ClientID == "" {
+			bad("auth.oidc.client_id", "must name the client registered at the provider")
+		}
+		if !filepath.IsAbs(o.ClientSecretFile) {
+			bad("auth.oidc.client_secret_file", "%q must be an absolute path to a file holding the client secret", o.ClientSecretFile)
+		}
+		if o.RedirectURL == "" && c.Hub.PublicURL == "" {
+			bad("auth.oidc.redirect_url", "set it (e.g. \"https://jupyter.example.org/hub/oauth_callback\"), or set hub.public_url to derive it")
+		}
+		if o.UsernameClaim == "" {
+			bad("auth.oidc.username_claim", "must name a claim, e.g. \"preferred_username\"")
+		}
 	default:
-		bad("auth.method", "%q is not supported; use \"pam\"", c.Auth.Method)
+		bad("auth.method", "%q is not supported; use \"pam\" or \"oidc\"", c.Auth.Method)
 	}
 	for _, u := range append(append([]string{}, c.Auth.AdminUsers...), c.Auth.AllowedUsers...) {
 		if err := ValidUsername(u); err != nil {
@@ -268,6 +318,22 @@ func (c *Config) Validate() error {
 	}
 
 	return errors.Join(errs...)
+}
+
+// OIDCRedirectURL is the callback URL the provider sends browsers back to.
+func (c *Config) OIDCRedirectURL() string {
+	if c.Auth.OIDC.RedirectURL != "" {
+		return c.Auth.OIDC.RedirectURL
+	}
+	return strings.TrimSuffix(c.Hub.PublicURL, "/") + c.Hub.BaseURL + "hub/oauth_callback"
+}
+
+// OIDCPostLogoutURL is where the provider sends browsers after logout ("" if unknown).
+func (c *Config) OIDCPostLogoutURL() string {
+	if c.Auth.OIDC.PostLogoutRedirectURL != "" || c.Hub.PublicURL == "" {
+		return c.Auth.OIDC.PostLogoutRedirectURL
+	}
+	return strings.TrimSuffix(c.Hub.PublicURL, "/") + c.Hub.BaseURL + "hub/login"
 }
 
 // Ports returns the low and high end of PortRange.

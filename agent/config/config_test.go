@@ -98,6 +98,7 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	want := Default()
 	want.Spawner.Env, want.Spawner.Args, want.Auth.AdminUsers, want.Auth.AdminGroups = map[string]string{}, []string{}, []string{}, []string{}
 	want.Auth.AllowedUsers, want.Auth.AllowedGroups = []string{}, []string{}
+	want.Auth.OIDC.AuthParams = map[string]string{}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("contrib/config.example.toml differs from the defaults:\n got %+v\nwant %+v", cfg, want)
 	}

@@ -152,15 +152,26 @@ func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s has problems:\n%v\n", path, err)
 		return 2
 	}
-	fmt.Fprintf(stdout, "%s is valid: hub on %s, %s login, user servers reach the hub at %s\n",
-		path, cfg.Hub.Listen, cfg.Auth.Method, cfg.APIURLFor())
-	if cfg.Auth.Method == "pam" {
+	switch cfg.Auth.Method {
+	case "pam":
 		if _, err := os.Stat(cfg.Auth.PAM.ConfDir + "/" + cfg.Auth.PAM.Service); err != nil {
-			fmt.Fprintf(stderr, "warning: PAM service file %s/%s is missing; the hub will refuse to start until it exists (see packaging/pam.d/jupyterhub-go)\n",
+			fmt.Fprintf(stderr, "auth.pam.service: %s/%s is missing; the hub refuses to start without it (install packaging/pam.d/jupyterhub-go there)\n",
 				cfg.Auth.PAM.ConfDir, cfg.Auth.PAM.Service)
 			return 2
 		}
+	case "oidc":
+		// Discovery proves the issuer is reachable and is who it says it is, and that the
+		// client secret file is readable: the usual ways an OIDC setup is broken.
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if _, err := agent.NewOpenIDProvider(ctx, cfg, nil, newLogger("error", stderr)); err != nil {
+			fmt.Fprintf(stderr, "auth.oidc: %v\n", err)
+			return 2
+		}
+		fmt.Fprintf(stdout, "auth.oidc: discovery at %s works; register the redirect URI %s at the provider\n", cfg.Auth.OIDC.Issuer, cfg.OIDCRedirectURL())
 	}
+	fmt.Fprintf(stdout, "%s is valid: hub on %s, %s login, user servers reach the hub at %s\n",
+		path, cfg.Hub.Listen, cfg.Auth.Method, cfg.APIURLFor())
 	return 0
 }
 
