@@ -21,7 +21,7 @@ var ErrLoginExpired = errors.New("login at the identity provider has ended; log 
 type IdentityProvider interface {
 	// Begin returns the provider URL to send the browser to, and a flow value the hub keeps in
 	// a short-lived cookie until the callback.
-	Begin(next string) (authURL, flow string)
+	Begin(ctx context.Context, next string) (authURL, flow string, err error)
 	// Finish completes the login from the callback's query.
 	Finish(ctx context.Context, flow string, query url.Values) (RemoteLogin, error)
 	// Refresh renews a login's tokens; ErrLoginExpired when that is no longer possible.
@@ -48,7 +48,12 @@ const flowCookie = "jupyterhub-oauth-flow"
 
 // oauthLogin starts a login at the identity provider.
 func (h *Hub) oauthLogin(w http.ResponseWriter, r *http.Request) {
-	authURL, flow := h.idp.Begin(h.safeNext(r.FormValue("next")))
+	authURL, flow, err := h.idp.Begin(r.Context(), h.safeNext(r.FormValue("next")))
+	if err != nil {
+		h.log.Warn("cannot start a login at the identity provider", "err", err)
+		h.loginError(w, r, http.StatusBadGateway, h.idp.Explain(err))
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: flowCookie, Value: flow, Path: h.prefix + "/hub/", HttpOnly: true, MaxAge: 600,
 		Secure: h.secureRequest(r), SameSite: http.SameSiteLaxMode,

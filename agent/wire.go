@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"sync"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
@@ -22,14 +23,14 @@ import (
 // and systemd units.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+		return nil, ConfigError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}
 	deps := Deps{Logger: log}
 	var err error
 	switch cfg.Auth.Method {
 	case "pam":
 		if deps.Auth, err = newPAMAuth(cfg.Auth.PAM, log); err != nil {
-			return nil, fmt.Errorf("auth.pam: %w", err)
+			return nil, ConfigError{fmt.Errorf("auth.pam: %w", err)}
 		}
 	case "oidc":
 		// A persistent flow key lets a login that is under way survive a hub restart.
@@ -40,8 +41,16 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 		if err != nil {
 			return nil, err
 		}
-		if deps.IdP, err = NewOpenIDProvider(ctx, cfg, key, log); err != nil {
-			return nil, fmt.Errorf("auth.oidc: %w", err)
+		deps.IdP, err = NewOpenIDProvider(ctx, cfg, key, log)
+		if errors.Is(err, oidc.ErrUnreachable) {
+			// The hub is also the router: running servers must stay reachable while the
+			// identity provider is down, so start anyway and retry discovery at each login.
+			log.Error("identity provider unreachable; logins will fail until it answers", "issuer", cfg.Auth.OIDC.Issuer, "err", err)
+			deps.IdP = &lateProvider{connect: func(ctx context.Context) (IdentityProvider, error) {
+				return NewOpenIDProvider(ctx, cfg, key, log)
+			}}
+		} else if err != nil {
+			return nil, ConfigError{fmt.Errorf("auth.oidc: %w", err)}
 		}
 	}
 	if deps.Units, err = spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log}); err != nil {
@@ -49,6 +58,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 	}
 	return New(ctx, cfg, deps)
 }
+
+// ConfigError is a start-up failure that only a configuration change can fix; the command exits
+// 2 for it, which the systemd unit does not restart on.
+type ConfigError struct{ Err error }
+
+func (e ConfigError) Error() string { return e.Err.Error() }
+func (e ConfigError) Unwrap() error { return e.Err }
 
 // pamAuth adapts the pam package to the hub: PAM checks the password, the account database
 // supplies the groups, and accounts below auth.pam.min_uid (root, daemons) are kept out.
@@ -109,9 +125,9 @@ func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, l
 	return openIDProvider{p}, nil
 }
 
-func (o openIDProvider) Begin(next string) (string, string) {
+func (o openIDProvider) Begin(_ context.Context, next string) (string, string, error) {
 	u, flow := o.p.Begin(next)
-	return u, string(flow)
+	return u, string(flow), nil
 }
 
 func (o openIDProvider) Finish(ctx context.Context, flow string, q url.Values) (RemoteLogin, error) {
@@ -159,3 +175,68 @@ func remoteLogin(l oidc.Login) (RemoteLogin, error) {
 		Subject:  l.Subject, Session: l.SessionID, State: state, Expiry: l.Tokens.Expiry, Next: l.Next,
 	}, nil
 }
+
+// lateProvider stands in for an identity provider that could not be reached when the hub
+// started, and connects on first use.
+type lateProvider struct {
+	mu      sync.Mutex
+	p       IdentityProvider
+	connect func(context.Context) (IdentityProvider, error)
+}
+
+func (l *lateProvider) get(ctx context.Context) (IdentityProvider, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.p != nil {
+		return l.p, nil
+	}
+	p, err := l.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.p = p
+	return p, nil
+}
+
+func (l *lateProvider) Begin(ctx context.Context, next string) (string, string, error) {
+	p, err := l.get(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return p.Begin(ctx, next)
+}
+
+func (l *lateProvider) Finish(ctx context.Context, flow string, q url.Values) (RemoteLogin, error) {
+	p, err := l.get(ctx)
+	if err != nil {
+		return RemoteLogin{}, err
+	}
+	return p.Finish(ctx, flow, q)
+}
+
+func (l *lateProvider) Refresh(ctx context.Context, state []byte) (RemoteLogin, error) {
+	p, err := l.get(ctx)
+	if err != nil {
+		return RemoteLogin{}, err
+	}
+	return p.Refresh(ctx, state)
+}
+
+func (l *lateProvider) LogoutURL(state []byte) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.p == nil {
+		return ""
+	}
+	return l.p.LogoutURL(state)
+}
+
+func (l *lateProvider) VerifyLogoutToken(ctx context.Context, raw string) (string, string, error) {
+	p, err := l.get(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	return p.VerifyLogoutToken(ctx, raw)
+}
+
+func (l *lateProvider) Explain(err error) string { return oidc.UserMessage(err) }

@@ -114,6 +114,9 @@ func serve(cfg config.Config, path string, stderr io.Writer) int {
 	hub, err := agent.Open(ctx, cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
+		if errors.As(err, new(agent.ConfigError)) {
+			return 2 // restarting will not help; the unit's RestartPreventExitStatus=2 knows
+		}
 		return 1
 	}
 	defer hub.Close()

@@ -1,0 +1,346 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/test/oidcpeer"
+)
+
+// These tests log in through the hub against the real Keycloak-shaped provider in
+// test/oidc-provider. Spawning after an OIDC login is covered in the VM suite (test/e2e).
+
+type oidcHub struct {
+	*Hub
+	url string
+	idp *oidcpeer.Peer
+}
+
+// newOIDCHub starts a provider and a hub that logs in there: jupyter-users may log in,
+// jupyter-admins are admins.
+func newOIDCHub(t *testing.T, providerEnv ...string) *oidcHub {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Listener.Close()
+	srv.Listener = ln
+	hubURL := "http://" + ln.Addr().String()
+	peer := oidcpeer.Start(t, hubURL, providerEnv...)
+
+	cfg := config.Default()
+	cfg.Hub.DataDir = t.TempDir()
+	cfg.Hub.PublicURL = hubURL
+	cfg.Auth.Method = "oidc"
+	cfg.Auth.AllowedGroups = []string{"jupyter-users"}
+	cfg.Auth.AdminGroups = []string{"jupyter-admins"}
+	cfg.Auth.OIDC.Issuer = peer.Issuer
+	cfg.Auth.OIDC.ClientSecretFile = filepath.Join(cfg.Hub.DataDir, "client-secret")
+	os.WriteFile(cfg.Auth.OIDC.ClientSecretFile, []byte(oidcpeer.ClientSecret), 0o600)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	idp, err := NewOpenIDProvider(context.Background(), cfg, nil, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(context.Background(), cfg, Deps{IdP: idp, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Config.Handler = h.Handler()
+	srv.Start()
+	t.Cleanup(func() { srv.Close(); h.Close() })
+	return &oidcHub{Hub: h, url: hubURL, idp: peer}
+}
+
+type person struct {
+	t *testing.T
+	c *http.Client
+}
+
+func newPerson(t *testing.T) *person {
+	jar, _ := cookiejar.New(nil)
+	return &person{t: t, c: &http.Client{Jar: jar, Timeout: 20 * time.Second}}
+}
+
+func (p *person) get(u string) (*http.Response, string) {
+	p.t.Helper()
+	resp, err := p.c.Get(u)
+	if err != nil {
+		p.t.Fatalf("GET %s: %v", u, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
+}
+
+// login starts at the hub's login button and fills in the provider's form.
+func (p *person) login(hubURL, user string) (*http.Response, string) {
+	p.t.Helper()
+	resp, page := p.get(hubURL + "/hub/oauth_login?next=%2Fhub%2Fhome")
+	if !oidcpeer.IsLoginForm(page) {
+		return resp, page // already logged in at the provider, or an error
+	}
+	resp, page, err := oidcpeer.SubmitLogin(context.Background(), p.c, resp.Request.URL.String(), page, user, user+"-pw")
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return resp, page
+}
+
+func (p *person) loggedIn(hubURL string) bool {
+	resp, _ := p.get(hubURL + "/hub/home")
+	return resp.Request.URL.Path == "/hub/home"
+}
+
+func TestOIDCGroupsDecideWhoMayLogInAndWhoIsAdmin(t *testing.T) {
+	h := newOIDCHub(t)
+	ctx := context.Background()
+
+	alice := newPerson(t)
+	if resp, page := alice.login(h.url, "alice"); resp.Request.URL.Path != "/hub/home" || !strings.Contains(page, "Start my server") {
+		t.Fatalf("alice landed on %s (%d)", resp.Request.URL, resp.StatusCode)
+	}
+	if u, _ := h.store.GetUser(ctx, "alice"); u.Admin || !strings.Contains(strings.Join(u.Groups, ","), "jupyter-users") {
+		t.Errorf("alice = %+v", u)
+	}
+
+	carol := newPerson(t)
+	resp, page := carol.login(h.url, "carol")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "carol") || !strings.Contains(page, "not allowed") {
+		t.Errorf("carol got %d:\n%s", resp.StatusCode, page)
+	}
+	if carol.loggedIn(h.url) {
+		t.Error("carol has a session")
+	}
+
+	dave := newPerson(t)
+	dave.login(h.url, "dave")
+	if u, _ := h.store.GetUser(ctx, "dave"); !u.Admin {
+		t.Errorf("dave in jupyter-admins is not admin: %+v", u)
+	}
+	h.idp.Admin(t, "users/dave", `{"groups": ["/jupyter-users"]}`)
+	dave.get(h.url + "/hub/logout")
+	dave = newPerson(t)
+	dave.login(h.url, "dave")
+	if u, _ := h.store.GetUser(ctx, "dave"); u.Admin || !dave.loggedIn(h.url) {
+		t.Errorf("dave left jupyter-admins but is still admin (or cannot log in): %+v", u)
+	}
+}
+
+func TestOIDCBadCallbacksGiveAClearPageAndNoSession(t *testing.T) {
+	h := newOIDCHub(t)
+	noRedirect := func(p *person) {
+		p.c.CheckRedirect = func(r *http.Request, via []*http.Request) error {
+			if r.URL.Path == "/hub/oauth_callback" {
+				return http.ErrUseLastResponse
+			}
+			return nil
+		}
+	}
+	// A login that stops just before the browser returns to the hub.
+	callback := func(p *person) string {
+		noRedirect(p)
+		resp, page := p.get(h.url + "/hub/oauth_login")
+		resp, _, err := oidcpeer.SubmitLogin(context.Background(), p.c, resp.Request.URL.String(), page, "alice", "alice-pw")
+		if err != nil || resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("provider login: %v %v", err, resp)
+		}
+		p.c.CheckRedirect = nil
+		return resp.Header.Get("Location")
+	}
+	checkRefused := func(name string, p *person, u string) {
+		t.Helper()
+		resp, page := p.get(u)
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 && resp.StatusCode != http.StatusBadGateway || !strings.Contains(page, `class="error"`) {
+			t.Errorf("%s: got %d:\n%.500s", name, resp.StatusCode, page)
+		}
+		if p.loggedIn(h.url) {
+			t.Errorf("%s: a session was started", name)
+		}
+	}
+
+	forged := newPerson(t)
+	cb := callback(forged)
+	u, _ := url.Parse(cb)
+	q := u.Query()
+	q.Set("state", "forged")
+	u.RawQuery = q.Encode()
+	checkRefused("forged state", forged, u.String())
+
+	first := newPerson(t)
+	cb = callback(first)
+	if resp, _ := first.get(cb); resp.Request.URL.Path != "/hub/home" {
+		t.Fatalf("the genuine callback did not log in: %s", resp.Request.URL)
+	}
+	checkRefused("replayed code", newPerson(t), cb)
+	replayer := newPerson(t)
+	replayer.get(h.url + "/hub/oauth_login") // a flow cookie of its own, then someone else's code
+	checkRefused("replayed code with a fresh flow", replayer, cb)
+
+	// A second provider issues a code for the same client; the hub must not take its word.
+	other := oidcpeer.Start(t, h.url)
+	stranger := newPerson(t)
+	foreign, _ := url.Parse(via(t, h.url+"/hub/oauth_login", stranger)) // the hub's flow cookie, then...
+	foreign.Host = strings.TrimPrefix(other.Base, "http://")             // ...log in at the other provider
+	noRedirect(stranger)
+	resp, page := stranger.get(foreign.String())
+	resp, _, err := oidcpeer.SubmitLogin(context.Background(), stranger.c, resp.Request.URL.String(), page, "alice", "alice-pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger.c.CheckRedirect = nil
+	checkRefused("code from another issuer", stranger, resp.Header.Get("Location"))
+
+	// The provider goes down between the login form and the callback.
+	late := newPerson(t)
+	cb = callback(late)
+	h.idp.Stop()
+	checkRefused("provider down at the callback", late, cb)
+	resp, page = newPerson(t).get(h.url + "/hub/login")
+	if resp.StatusCode != 200 || !strings.Contains(page, "single sign-on") {
+		t.Errorf("login page while the provider is down: %d", resp.StatusCode)
+	}
+}
+
+// via returns where u redirects first (the provider's authorization URL for /hub/oauth_login).
+func via(t *testing.T, u string, p *person) string {
+	t.Helper()
+	c := *p.c
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.Header.Get("Location")
+}
+
+func TestOIDCRefreshBeforeSpawnAndReloginWhenRevoked(t *testing.T) {
+	h := newOIDCHub(t, "ACCESS_TTL=5")
+	ctx := context.Background()
+	alice := newPerson(t)
+	alice.login(h.url, "alice")
+	u, _ := h.store.GetUser(ctx, "alice")
+	before := h.authStateModel(ctx, u).(json.RawMessage)
+
+	if err := h.freshLogin(ctx, u); err != nil {
+		t.Fatalf("refresh of an about-to-expire token: %v", err)
+	}
+	after := h.authStateModel(ctx, u).(json.RawMessage)
+	var a, b struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.Unmarshal(before, &a)
+	json.Unmarshal(after, &b)
+	if a.AccessToken == "" || a.AccessToken == b.AccessToken {
+		t.Errorf("the access token was not refreshed before the spawn")
+	}
+
+	// Once the provider revokes the login, starting a server sends alice to log in again.
+	h.idp.Admin(t, "users/alice/revoke", `{}`)
+	_, home := alice.get(h.url + "/hub/home")
+	m := regexp.MustCompile(`name="_xsrf" value="([^"]+)"`).FindStringSubmatch(home)
+	if m == nil {
+		t.Fatalf("no form on the home page")
+	}
+	noFollow := *alice.c
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	resp, err := noFollow.PostForm(h.url+"/hub/spawn", url.Values{"_xsrf": {m[1]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), "/hub/login") {
+		t.Errorf("spawn with a revoked login: %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if alice.loggedIn(h.url) {
+		t.Error("alice's hub session survived the revoked login")
+	}
+	if sv, _ := h.store.Server(ctx, u.ID, ""); sv.State != store.Stopped {
+		t.Errorf("a server was started: %s", sv.State)
+	}
+}
+
+func TestOIDCLogoutEndsTheProviderSessionAndServerTokens(t *testing.T) {
+	h := newOIDCHub(t)
+	ctx := context.Background()
+	alice := newPerson(t)
+	alice.login(h.url, "alice")
+	_, body := alice.get(h.url + "/hub/api/user")
+	var me struct {
+		SessionID string `json:"session_id"`
+	}
+	json.Unmarshal([]byte(body), &me)
+	u, _ := h.store.GetUser(ctx, "alice")
+	// The OAuth token a single-user server would hold for this browser login.
+	_, serverCookie, _ := h.store.CreateToken(ctx, store.Token{UserID: u.ID, Kind: store.KindOAuth, SessionID: me.SessionID, Scopes: []string{"access:servers!server=alice/"}})
+
+	resp, page := alice.get(h.url + "/hub/logout")
+	if !strings.HasPrefix(resp.Request.URL.String(), h.idp.Base) {
+		t.Fatalf("logout did not go to the provider: %s", resp.Request.URL)
+	}
+	resp, _, err := oidcpeer.ConfirmLogout(ctx, alice.c, resp.Request.URL.String(), page)
+	if err != nil || resp.Request.URL.Path != "/hub/login" {
+		t.Fatalf("provider logout: %v, ended at %v", err, resp)
+	}
+	if tok, err := h.tokenCaller(ctx, serverCookie); err == nil {
+		t.Errorf("the server's OAuth token still works after logout: %+v", tok.user)
+	}
+	if _, page := alice.get(h.url + "/hub/oauth_login"); !oidcpeer.IsLoginForm(page) {
+		t.Error("after logout the next login did not show the provider's form: the provider session lived on")
+	}
+}
+
+func TestOIDCBackchannelLogoutEndsHubSessions(t *testing.T) {
+	h := newOIDCHub(t)
+	alice := newPerson(t)
+	alice.login(h.url, "alice")
+	if !alice.loggedIn(h.url) {
+		t.Fatal("alice cannot log in")
+	}
+	h.idp.Admin(t, "users/alice/logout", `{}`) // an admin signs her out in the provider's console
+	if alice.loggedIn(h.url) {
+		t.Error("alice's hub session survived the provider's back-channel logout")
+	}
+	resp, err := http.PostForm(h.url+"/hub/oauth_backchannel_logout", url.Values{"logout_token": {"forged"}})
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("forged logout token: %v %v", err, resp)
+	}
+}
+
+func TestOIDCProviderDownAtStartIsReportedAtLogin(t *testing.T) {
+	th := newTestHub(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	os.WriteFile(secret, []byte("s"), 0o600)
+	th.idp = &lateProvider{connect: func(ctx context.Context) (IdentityProvider, error) {
+		cfg := config.Default()
+		cfg.Hub.PublicURL = "http://127.0.0.1:9"
+		cfg.Auth.OIDC.Issuer = "http://127.0.0.1:9/realms/test"
+		cfg.Auth.OIDC.ClientSecretFile = secret
+		return NewOpenIDProvider(ctx, cfg, nil, th.log)
+	}}
+	srv := httptest.NewServer(th.Handler())
+	defer srv.Close()
+	p := newPerson(t)
+	resp, page := p.get(srv.URL + "/hub/oauth_login")
+	if resp.StatusCode != http.StatusBadGateway || !strings.Contains(page, "cannot be reached") {
+		t.Errorf("login with the provider down: %d\n%.600s", resp.StatusCode, page)
+	}
+}
