@@ -198,7 +198,7 @@ func TestOIDCBadCallbacksGiveAClearPageAndNoSession(t *testing.T) {
 	other := oidcpeer.Start(t, h.url)
 	stranger := newPerson(t)
 	foreign, _ := url.Parse(via(t, h.url+"/hub/oauth_login", stranger)) // the hub's flow cookie, then...
-	foreign.Host = strings.TrimPrefix(other.Base, "http://")             // ...log in at the other provider
+	foreign.Host = strings.TrimPrefix(other.Base, "http://")            // ...log in at the other provider
 	noRedirect(stranger)
 	resp, page := stranger.get(foreign.String())
 	resp, _, err := oidcpeer.SubmitLogin(context.Background(), stranger.c, resp.Request.URL.String(), page, "alice", "alice-pw")
