@@ -52,6 +52,16 @@ for pkg in spawner pam test/e2e test/packaging; do
   go test -c -o "$io/$name.test" "./$pkg"
   [[ -d $pkg/testdata ]] && cp -r "$pkg/testdata" "$io/$name.testdata"
 done
+# The OIDC end-to-end test runs the Keycloak-shaped provider inside the guest (which has no
+# network): hand over this host's node binary and the provider with its node_modules.
+if command -v node >/dev/null && [[ -d $io/e2e.test || -f $io/e2e.test ]]; then
+  [[ -d test/oidc-provider/node_modules/oidc-provider ]] || (cd test/oidc-provider && npm ci --no-audit --no-fund >/dev/null)
+  mkdir -p "$io/e2e.testdata"
+  cp "$(readlink -f "$(command -v node)")" "$io/e2e.testdata/node"
+  cp -r test/oidc-provider "$io/e2e.testdata/oidc-provider"
+else
+  say "NOTE: node is not installed: the OIDC end-to-end test will skip"
+fi
 # (vmtest.sh adds test/guest/*.sh and the PAM service file to every run)
 # test/packaging installs the .deb in the guest as README.md's "Install" section does: build it
 # (make deb) and hand it over as that test's testdata.

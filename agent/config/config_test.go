@@ -103,3 +103,17 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 		t.Errorf("contrib/config.example.toml differs from the defaults:\n got %+v\nwant %+v", cfg, want)
 	}
 }
+
+// The Keycloak example in contrib must stay a valid configuration.
+func TestKeycloakExampleIsValid(t *testing.T) {
+	cfg, err := Load("../../contrib/keycloak/config.toml", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.OIDCRedirectURL() != "https://jupyter.example.org/hub/oauth_callback" {
+		t.Errorf("redirect URL %s does not match the realm example's", cfg.OIDCRedirectURL())
+	}
+}
