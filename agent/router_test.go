@@ -162,3 +162,17 @@ func TestStoppedServerSendsBrowserToTheHub(t *testing.T) {
 		t.Errorf("/user-redirect/ → %d %s", r.status, r.header.Get("Location"))
 	}
 }
+
+func TestCookiesAreSecureOnlyBehindATrustedTLSProxy(t *testing.T) {
+	th := newTestHub(t)
+	req := httptest.NewRequest("GET", "/hub/login", nil)
+	req.RemoteAddr = "127.0.0.1:5555"
+	req.Header.Set("X-Forwarded-Proto", "https")
+	if !th.secureRequest(req) {
+		t.Error("nginx on 127.0.0.1 said https, but cookies would not be Secure")
+	}
+	req.RemoteAddr = "192.0.2.7:5555"
+	if th.secureRequest(req) {
+		t.Error("a stranger's X-Forwarded-Proto made cookies Secure")
+	}
+}

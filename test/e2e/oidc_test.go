@@ -48,9 +48,9 @@ issuer = %q
 client_secret_file = %q
 
 [spawner]
-# Servers cache who a cookie belongs to for 5 minutes by default; the test wants to see logout
-# take effect at once.
-args = ["--HubOAuth.cache_max_age=0"]
+# Servers cache who a cookie belongs to for 5 minutes by default (0 would mean forever); the
+# test wants to see logout take effect within a second.
+args = ["--HubOAuth.cache_max_age=1"]
 unit_prefix = "jhgo-oidc"
 start_timeout = "240s"
 `, addr, base, dir+"/data", peer.Issuer, secret))
@@ -88,7 +88,8 @@ start_timeout = "240s"
 	if resp, _, err = oidcpeer.ConfirmLogout(context.Background(), alice.client, resp.Request.URL.String(), page); err != nil || resp.Request.URL.Path != "/hub/login" {
 		t.Fatalf("provider logout ended at %v (%v)", resp, err)
 	}
-	resp, page = alice.get("/user/alice/tree")
+	time.Sleep(1500 * time.Millisecond) // past the server's cache of who the cookie belongs to
+	resp, _ = alice.get("/user/alice/tree")
 	if resp.Request.URL.Path == "/user/alice/tree" {
 		t.Errorf("the server still lets alice's browser in after logout")
 	}
