@@ -145,6 +145,17 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	return h, nil
 }
 
+// Healthy reports whether the hub can still do its work: the systemd watchdog is fed only while
+// it is, so a hub wedged on its database gets restarted (user servers keep running meanwhile).
+func (h *Hub) Healthy(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := h.store.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	return nil
+}
+
 // Store exposes the database to the CLI's offline commands (token create).
 func (h *Hub) Store() *store.Store { return h.store }
 

@@ -49,6 +49,12 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	return s, nil
 }
 
+// Ping checks the database answers a query.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return s.db.QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+}
+
 // Close closes the database.
 func (s *Store) Close() error { return s.db.Close() }
 

@@ -122,7 +122,7 @@ func serve(cfg config.Config, path string, stderr io.Writer) int {
 	defer hub.Close()
 	ready := func() {
 		daemon.SdNotify(false, daemon.SdNotifyReady)
-		go watchdog(ctx)
+		go watchdog(ctx, hub, log)
 	}
 	if err := hub.Run(ctx, ready); err != nil {
 		log.Error("hub stopped", "err", err)
@@ -132,8 +132,8 @@ func serve(cfg config.Config, path string, stderr io.Writer) int {
 	return 0
 }
 
-// watchdog pings systemd at half the unit's WatchdogSec, if it set one.
-func watchdog(ctx context.Context) {
+// watchdog pings systemd at half the unit's WatchdogSec, if it set one, while the hub is healthy.
+func watchdog(ctx context.Context, hub *agent.Hub, log *slog.Logger) {
 	interval, err := daemon.SdWatchdogEnabled(false)
 	if err != nil || interval == 0 {
 		return
@@ -145,6 +145,10 @@ func watchdog(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if err := hub.Healthy(ctx); err != nil {
+				log.Error("unhealthy; not feeding the systemd watchdog", "err", err)
+				continue
+			}
 			daemon.SdNotify(false, daemon.SdNotifyWatchdog)
 		}
 	}
