@@ -149,13 +149,23 @@ func (s *Store) DeleteSession(ctx context.Context, id string) error {
 // or, with sid empty, from any session of its user sub (OIDC back-channel logout). It returns
 // how many ended.
 func (s *Store) DeleteIdPSessions(ctx context.Context, sub, sid string) (int, error) {
-	q, arg := `SELECT id FROM sessions WHERE idp_session = ? AND idp_session != ''`, sid
-	if sid == "" {
-		q, arg = `SELECT id FROM sessions WHERE idp_subject = ? AND idp_subject != ''`, sub
+	if sid != "" {
+		return s.deleteSessionsWhere(ctx, `idp_session = ? AND idp_session != ''`, sid)
 	}
-	rows, err := s.db.QueryContext(ctx, q, arg)
+	return s.deleteSessionsWhere(ctx, `idp_subject = ? AND idp_subject != ''`, sub)
+}
+
+// DeleteUserSessions ends every login session of a user.
+func (s *Store) DeleteUserSessions(ctx context.Context, userID int64) error {
+	_, err := s.deleteSessionsWhere(ctx, `user_id = ?`, userID)
+	return err
+}
+
+// deleteSessionsWhere ends the sessions matching cond, and with them their OAuth tokens.
+func (s *Store) deleteSessionsWhere(ctx context.Context, cond string, arg any) (int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id FROM sessions WHERE `+cond, arg)
 	if err != nil {
-		return 0, fmt.Errorf("find sessions of identity provider session: %w", err)
+		return 0, fmt.Errorf("find sessions: %w", err)
 	}
 	var ids []string
 	for rows.Next() {
@@ -170,27 +180,6 @@ func (s *Store) DeleteIdPSessions(ctx context.Context, sub, sid string) (int, er
 		}
 	}
 	return len(ids), nil
-}
-
-// DeleteUserSessions ends every login session of a user.
-func (s *Store) DeleteUserSessions(ctx context.Context, userID int64) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT id FROM sessions WHERE user_id = ?`, userID)
-	if err != nil {
-		return err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		rows.Scan(&id)
-		ids = append(ids, id)
-	}
-	rows.Close()
-	for _, id := range ids {
-		if err := s.DeleteSession(ctx, id); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // Expire deletes expired tokens, codes and sessions.

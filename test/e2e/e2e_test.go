@@ -5,9 +5,7 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -23,7 +21,7 @@ import (
 	"time"
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
-	"github.com/gorilla/websocket"
+	"github.com/jupyterhub-go/jupyterhub-go/test/jupyterclient"
 )
 
 const (
@@ -168,41 +166,15 @@ func (b *browser) cookie(path, name string) string {
 }
 
 // progress reads the spawn progress stream until the ready or failed event.
-func (b *browser) progress(path string, timeout time.Duration) []map[string]any {
+func (b *browser) progress(path string, timeout time.Duration) []jupyterclient.Event {
 	b.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", b.base+path, nil)
-	client := *b.client
-	client.Timeout = 0
-	resp, err := client.Do(req)
+	events, err := jupyterclient.Progress(ctx, b.client, b.base+path)
 	if err != nil {
-		b.t.Fatalf("progress stream: %v", err)
+		b.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
-		body, _ := io.ReadAll(resp.Body)
-		b.t.Fatalf("progress = %d %s: %s", resp.StatusCode, ct, body)
-	}
-	var events []map[string]any
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
-		var ev map[string]any
-		if err := json.Unmarshal([]byte(data), &ev); err != nil {
-			b.t.Fatalf("bad event %q: %v", data, err)
-		}
-		ev["_at"] = time.Now()
-		events = append(events, ev)
-		if ev["ready"] == true || ev["failed"] == true {
-			return events
-		}
-	}
-	b.t.Fatalf("progress stream ended without ready/failed after %d events (%v)", len(events), sc.Err())
-	return nil
+	return events
 }
 
 func apiDo(t *testing.T, method, path, token, body string) (int, []byte) {
@@ -246,78 +218,12 @@ func unitProps(t *testing.T, name string) map[string]any {
 	return props
 }
 
-// runInKernel starts a kernel through the router and runs code over its WebSocket, returning
-// the text/plain result.
+// runInKernel runs code in a new kernel of user's server, over its WebSocket through the router.
 func runInKernel(t *testing.T, b *browser, user, code string) string {
 	t.Helper()
-	prefix := "/user/" + user
-	xsrf := b.cookie(prefix+"/", "_xsrf")
-	req, _ := http.NewRequest("POST", b.base+prefix+"/api/kernels", strings.NewReader(`{"name": "python3"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-XSRFToken", xsrf)
-	resp, err := b.client.Do(req)
+	out, err := jupyterclient.RunCode(b.client, nil, b.base+"/user/"+user+"/", code)
 	if err != nil {
-		t.Fatalf("start kernel: %v", err)
+		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("start kernel = %d: %s", resp.StatusCode, body)
-	}
-	var kernel struct{ ID string }
-	json.Unmarshal(body, &kernel)
-
-	wsURL := "ws" + strings.TrimPrefix(b.base, "http") + prefix + "/api/kernels/" + kernel.ID + "/channels"
-	u, _ := url.Parse(b.base + prefix + "/")
-	var cookies []string
-	for _, c := range b.client.Jar.Cookies(u) {
-		cookies = append(cookies, c.Name+"="+c.Value)
-	}
-	hdr := http.Header{"Cookie": {strings.Join(cookies, "; ")}} // one header, as browsers send it
-	conn, resp, err := websocket.DefaultDialer.Dial(wsURL, hdr)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		t.Fatalf("kernel websocket through the router: %v (status %d)", err, status)
-	}
-	defer conn.Close()
-	msgID := fmt.Sprintf("e2e-%d", time.Now().UnixNano())
-	msg := map[string]any{
-		"header":        map[string]any{"msg_id": msgID, "username": user, "session": "e2e", "msg_type": "execute_request", "version": "5.3"},
-		"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
-		"content": map[string]any{"code": code, "silent": false, "store_history": false, "user_expressions": map[string]any{}, "allow_stdin": false},
-	}
-	if err := conn.WriteJSON(msg); err != nil {
-		t.Fatalf("send execute_request: %v", err)
-	}
-	conn.SetReadDeadline(time.Now().Add(120 * time.Second))
-	for {
-		var in struct {
-			Header struct {
-				MsgType string `json:"msg_type"`
-			} `json:"header"`
-			ParentHeader struct {
-				MsgID string `json:"msg_id"`
-			} `json:"parent_header"`
-			Content struct {
-				Data  map[string]any `json:"data"`
-				Ename string         `json:"ename"`
-			} `json:"content"`
-		}
-		if err := conn.ReadJSON(&in); err != nil {
-			t.Fatalf("read kernel reply: %v", err)
-		}
-		if in.ParentHeader.MsgID != msgID {
-			continue
-		}
-		switch in.Header.MsgType {
-		case "execute_result":
-			s, _ := in.Content.Data["text/plain"].(string)
-			return s
-		case "error":
-			t.Fatalf("kernel error %s", in.Content.Ename)
-		}
-	}
+	return out
 }

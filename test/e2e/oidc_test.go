@@ -74,7 +74,7 @@ start_timeout = "240s"
 
 	alice.post("/hub/spawn", url.Values{"_xsrf": {alice.xsrf(home)}})
 	events := alice.progress("/hub/api/users/alice/server/progress", 240*time.Second)
-	if last := events[len(events)-1]; last["ready"] != true {
+	if last := events[len(events)-1]; !last.Ready {
 		t.Fatalf("spawn after an OIDC login failed: %v", last)
 	}
 	if resp, body := alice.get("/user/alice/tree"); resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {

@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/test/jupyterclient"
 )
 
 // TestSpine walks the whole path a person takes, in order: log in with a Unix password, start a
@@ -64,7 +66,7 @@ slow_spawn_timeout = "2s"
 		}
 	})
 
-	var events []map[string]any
+	var events []jupyterclient.Event
 	step("her server starts as a transient unit with progress events", func(t *testing.T) {
 		_, home := alice.get("/hub/home")
 		resp, body := alice.post("/hub/spawn", url.Values{"_xsrf": {alice.xsrf(home)}})
@@ -73,13 +75,13 @@ slow_spawn_timeout = "2s"
 		}
 		events = alice.progress("/hub/api/users/alice/server/progress", 240*time.Second)
 		last := events[len(events)-1]
-		if last["ready"] != true || last["url"] != "/user/alice/" {
+		if !last.Ready || last.URL != "/user/alice/" {
 			t.Fatalf("spawn did not become ready: %v", events)
 		}
-		if events[0]["message"] != "Server requested" || len(events) < 4 {
+		if events[0].Message != "Server requested" || len(events) < 4 {
 			t.Errorf("expected several progress events starting with 'Server requested', got %v", events)
 		}
-		if span := last["_at"].(time.Time).Sub(events[0]["_at"].(time.Time)); span < 500*time.Millisecond {
+		if span := last.At.Sub(events[0].At); span < 500*time.Millisecond {
 			t.Errorf("all progress arrived in one burst (%s): %v", span, events)
 		}
 	})
@@ -227,8 +229,7 @@ start_timeout = "60s"
 	bob.post("/hub/spawn", url.Values{"_xsrf": {bob.xsrf(home)}})
 	events := bob.progress("/hub/api/users/bob/server/progress", 90*time.Second)
 	last := events[len(events)-1]
-	msg, _ := last["message"].(string)
-	if last["failed"] != true || !strings.Contains(msg, "e2e-boom-marker") {
+	if !last.Failed || !strings.Contains(last.Message, "e2e-boom-marker") {
 		t.Errorf("failed event lacks the unit's log: %v", last)
 	}
 	resp, body := bob.get("/hub/home")

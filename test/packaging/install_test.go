@@ -1,12 +1,9 @@
 package packaging
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/test/jupyterclient"
 
 	"github.com/gorilla/websocket"
 )
@@ -205,7 +204,7 @@ func TestDebInstalledBehindNginx(t *testing.T) {
 		if last.Ready != true || last.URL != "/user/alice/" {
 			t.Fatalf("spawn did not become ready: %+v", events)
 		}
-		span := last.at.Sub(events[0].at)
+		span := last.At.Sub(events[0].At)
 		t.Logf("%d events over %s", len(events), span.Round(time.Millisecond))
 		if len(events) < 3 || span < 500*time.Millisecond {
 			t.Errorf("progress came in one burst (%d events over %s): nginx buffered the stream", len(events), span)
@@ -535,50 +534,19 @@ func (b *browser) cookie(path, name string) string {
 	return ""
 }
 
-type event struct {
-	Message string `json:"message"`
-	Ready   bool   `json:"ready"`
-	Failed  bool   `json:"failed"`
-	URL     string `json:"url"`
-	at      time.Time
-}
-
 // progress reads the spawn progress stream, noting when each event arrived, until ready or failed.
-func (b *browser) progress(t *testing.T, path string, timeout time.Duration) []event {
+func (b *browser) progress(t *testing.T, path string, timeout time.Duration) []jupyterclient.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", b.abs(path), nil)
-	client := *b.client
-	client.Timeout = 0
-	resp, err := client.Do(req)
+	events, err := jupyterclient.Progress(ctx, b.client, b.abs(path))
+	for _, ev := range events {
+		t.Logf("+%s %s", ev.At.Sub(events[0].At).Round(time.Millisecond), ev.Message)
+	}
 	if err != nil {
-		t.Fatalf("progress stream: %v", err)
+		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || ct != "text/event-stream" {
-		body, _ := io.ReadAll(resp.Body)
-		t.Fatalf("progress = %d %s: %s", resp.StatusCode, ct, body)
-	}
-	var events []event
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		data, ok := strings.CutPrefix(sc.Text(), "data: ")
-		if !ok {
-			continue
-		}
-		ev := event{at: time.Now()}
-		if err := json.Unmarshal([]byte(data), &ev); err != nil {
-			t.Fatalf("bad event %q: %v", data, err)
-		}
-		events = append(events, ev)
-		t.Logf("+%s %s", ev.at.Sub(events[0].at).Round(time.Millisecond), ev.Message)
-		if ev.Ready || ev.Failed {
-			return events
-		}
-	}
-	t.Fatalf("progress stream ended without ready/failed after %d events (%v)", len(events), sc.Err())
-	return nil
+	return events
 }
 
 type reachable struct{ restarted, at time.Time }
@@ -607,76 +575,12 @@ func (b *browser) waitReachable(t *testing.T, limit time.Duration) reachable {
 	return r
 }
 
-// runInKernel starts a kernel on alice's server and runs code over its WebSocket (wss:// through
-// nginx), returning the text/plain result.
+// runInKernel runs code in a new kernel of alice's server over its WebSocket (wss:// through nginx).
 func (b *browser) runInKernel(t *testing.T, code string) string {
 	t.Helper()
-	const prefix = "/user/alice"
-	req, _ := http.NewRequest("POST", b.abs(prefix+"/api/kernels"), strings.NewReader(`{"name": "python3"}`))
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-XSRFToken", b.cookie(prefix+"/", "_xsrf")) // the notebook's XSRF check
-	resp, err := b.client.Do(req)
+	out, err := jupyterclient.RunCode(b.client, b.dialer, b.abs("/user/alice/"), code)
 	if err != nil {
-		t.Fatalf("start kernel: %v", err)
+		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 201 {
-		t.Fatalf("start kernel = %d: %s", resp.StatusCode, body)
-	}
-	var kernel struct{ ID string }
-	json.Unmarshal(body, &kernel)
-
-	u, _ := url.Parse(b.abs(prefix + "/"))
-	var cookies []string
-	for _, c := range b.client.Jar.Cookies(u) {
-		cookies = append(cookies, c.Name+"="+c.Value)
-	}
-	hdr := http.Header{"Cookie": {strings.Join(cookies, "; ")}} // one header, as browsers send it
-	conn, resp, err := b.dialer.Dial("wss://"+siteName+prefix+"/api/kernels/"+kernel.ID+"/channels", hdr)
-	if err != nil {
-		status := 0
-		if resp != nil {
-			status = resp.StatusCode
-		}
-		t.Fatalf("kernel WebSocket through nginx: %v (status %d)", err, status)
-	}
-	defer conn.Close()
-	msgID := fmt.Sprintf("pkg-%d", time.Now().UnixNano())
-	msg := map[string]any{
-		"header":        map[string]any{"msg_id": msgID, "username": "alice", "session": "pkg", "msg_type": "execute_request", "version": "5.3"},
-		"parent_header": map[string]any{}, "metadata": map[string]any{}, "channel": "shell", "buffers": []any{},
-		"content": map[string]any{"code": code, "silent": false, "store_history": false, "user_expressions": map[string]any{}, "allow_stdin": false},
-	}
-	if err := conn.WriteJSON(msg); err != nil {
-		t.Fatalf("send execute_request: %v", err)
-	}
-	conn.SetReadDeadline(time.Now().Add(120 * time.Second))
-	for {
-		var in struct {
-			Header struct {
-				MsgType string `json:"msg_type"`
-			} `json:"header"`
-			ParentHeader struct {
-				MsgID string `json:"msg_id"`
-			} `json:"parent_header"`
-			Content struct {
-				Data  map[string]any `json:"data"`
-				Ename string         `json:"ename"`
-			} `json:"content"`
-		}
-		if err := conn.ReadJSON(&in); err != nil {
-			t.Fatalf("read kernel reply: %v", err)
-		}
-		if in.ParentHeader.MsgID != msgID {
-			continue
-		}
-		switch in.Header.MsgType {
-		case "execute_result":
-			s, _ := in.Content.Data["text/plain"].(string)
-			return s
-		case "error":
-			t.Fatalf("kernel error %s", in.Content.Ename)
-		}
-	}
+	return out
 }
