@@ -5,7 +5,6 @@ package oidc
 // posting the provider's HTML form.
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto"
@@ -24,13 +23,14 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/test/oidcpeer"
 )
 
 const (
@@ -43,12 +43,7 @@ const (
 	accessTTL     = 30 * time.Second
 )
 
-var providerDir = filepath.Join("..", "test", "oidc-provider")
-
 var (
-	npmOnce sync.Once
-	npmErr  error
-
 	mainOnce sync.Once
 	mainIdP  *idp
 
@@ -57,14 +52,14 @@ var (
 	logoutToken = make(chan string, 16) // tokens POSTed to the back-channel listener
 
 	startedMu sync.Mutex
-	started   []*idp
+	started   []*oidcpeer.Peer
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	startedMu.Lock()
 	for _, p := range started {
-		p.stop()
+		p.Stop()
 	}
 	startedMu.Unlock()
 	if bcServer != nil {
@@ -75,53 +70,12 @@ func TestMain(m *testing.M) {
 
 // idp is one running test/oidc-provider.
 type idp struct {
+	*oidcpeer.Peer
 	issuer string
 	base   string // scheme://host:port
-	cmd    *exec.Cmd
-	stderr *lockedBuffer
-	exited chan struct{} // closed when the process is gone
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// needNode skips when Node.js is missing (CI installs it) and installs the provider's packages
-// when node_modules is absent.
-func needNode(t testing.TB) {
-	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed: these tests run test/oidc-provider (Node.js 20+, npm) as the identity provider")
-	}
-	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(providerDir, "node_modules", "oidc-provider")); err == nil {
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, "npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = providerDir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = fmt.Errorf("npm ci in %s: %w\n%s", providerDir, err, out)
-		}
-	})
-	if npmErr != nil {
-		t.Fatal(npmErr)
-	}
-}
+func (p *idp) stop() { p.Stop() }
 
 // backchannel starts (once) the listener the main provider sends logout tokens to.
 func backchannel() string {
@@ -141,73 +95,36 @@ func backchannel() string {
 	return bcServer.URL + "/hub/oidc/backchannel-logout"
 }
 
-// startIdP runs a provider on a free port. env adds to or overrides its settings.
+// startIdP runs a provider on a free port for the test client. env adds to or overrides its settings.
 func startIdP(t testing.TB, env ...string) *idp {
 	t.Helper()
-	needNode(t)
-	cmd := exec.Command("node", "server.mjs")
-	cmd.Dir = providerDir
-	cmd.Env = append(os.Environ(),
-		"PORT=0",
-		"CLIENT_ID="+clientID,
-		"CLIENT_SECRET="+clientSecret,
-		"REDIRECT_URIS="+redirectURL,
-		"POST_LOGOUT_URIS="+postLogoutURL,
+	begin := time.Now()
+	p, err := oidcpeer.Run(append([]string{
+		"CLIENT_ID=" + clientID,
+		"CLIENT_SECRET=" + clientSecret,
+		"REDIRECT_URIS=" + redirectURL,
+		"POST_LOGOUT_URIS=" + postLogoutURL,
 		fmt.Sprintf("ACCESS_TTL=%d", int(accessTTL.Seconds())),
-		"EXIT_WITH_STDIN=1", // if this test binary dies, the provider follows
-	)
-	cmd.Env = append(cmd.Env, env...)
-	p := &idp{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	if _, err := cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
+	}, env...)...)
+	if errors.Is(err, oidcpeer.ErrNoNode) {
+		t.Skip(err)
 	}
-	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
-	}
-	begin := time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("starting the OIDC provider: %v", err)
 	}
 	startedMu.Lock()
 	started = append(started, p)
 	startedMu.Unlock()
-
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if _, iss, ok := strings.Cut(sc.Text(), "ready issuer="); ok {
-				ready <- iss
-			}
-		}
-		_ = cmd.Wait() // after the last read, as Wait closes stdout
-		close(p.exited)
-	}()
-	select {
-	case p.issuer = <-ready:
-	case <-p.exited:
-		t.Fatalf("OIDC provider exited at start (%v); stderr:\n%s", cmd.ProcessState, p.stderr)
-	case <-time.After(15 * time.Second):
-		p.stop()
-		t.Fatalf("OIDC provider not ready after 15s; stderr:\n%s", p.stderr)
-	}
-	u, _ := url.Parse(p.issuer)
-	p.base = u.Scheme + "://" + u.Host
-	t.Logf("OIDC provider %s ready in %s", p.issuer, time.Since(begin).Round(time.Millisecond))
-	return p
-}
-
-func (p *idp) stop() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
+	t.Logf("OIDC provider %s ready in %s", p.Issuer, time.Since(begin).Round(time.Millisecond))
+	return &idp{Peer: p, issuer: p.Issuer, base: p.Base}
 }
 
 // mainProvider is the provider most tests share; it sends back-channel logouts to our listener.
 func mainProvider(t testing.TB) *idp {
 	t.Helper()
-	needNode(t)
+	if _, err := oidcpeer.Node(); err != nil {
+		t.Skip(err)
+	}
 	mainOnce.Do(func() { mainIdP = startIdP(t, "BACKCHANNEL_LOGOUT_URI="+backchannel()) })
 	if mainIdP == nil {
 		t.Fatal("main OIDC provider did not start")

@@ -6,6 +6,7 @@ package oidcpeer
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -35,7 +36,7 @@ type Peer struct {
 	cmd    *exec.Cmd
 	done   chan struct{}
 	stdin  io.WriteCloser // held open: the provider exits when it closes
-	stderr strings.Builder
+	stderr lockedWriter
 }
 
 // Dir is where the provider's package lives: $JHGO_OIDC_PROVIDER_DIR, or test/oidc-provider in
@@ -48,18 +49,31 @@ func Dir() string {
 	return filepath.Join(filepath.Dir(file), "..", "oidc-provider")
 }
 
-var npmOnce sync.Once
+// ErrNoNode means Node.js is not installed, so the provider cannot run.
+var ErrNoNode = errors.New("node is not installed: the OIDC tests run test/oidc-provider (Node.js 20+)")
 
-// Start runs the provider for the life of the test. hubURL is the hub's base URL (the
-// provider allows its callback, login page and back-channel logout endpoint); env adds settings
-// such as ACCESS_TTL=5.
-func Start(t testing.TB, hubURL string, env ...string) *Peer {
-	t.Helper()
-	node, err := exec.LookPath(os.Getenv("JHGO_NODE"))
+var (
+	npmOnce sync.Once
+	npmErr  error
+)
+
+// Node finds the node binary: $JHGO_NODE, or node on PATH; ErrNoNode if there is none.
+func Node() (string, error) {
+	if node, err := exec.LookPath(os.Getenv("JHGO_NODE")); err == nil {
+		return node, nil
+	}
+	if node, err := exec.LookPath("node"); err == nil {
+		return node, nil
+	}
+	return "", ErrNoNode
+}
+
+// Run starts the provider with the given settings (see test/oidc-provider/README.md) on a free
+// port. It lives until Stop, or until this process exits.
+func Run(env ...string) (*Peer, error) {
+	node, err := Node()
 	if err != nil {
-		if node, err = exec.LookPath("node"); err != nil {
-			t.Skip("node is not installed: the OIDC tests run test/oidc-provider (Node.js 20+)")
-		}
+		return nil, err
 	}
 	dir := Dir()
 	npmOnce.Do(func() {
@@ -69,22 +83,21 @@ func Start(t testing.TB, hubURL string, env ...string) *Peer {
 		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
 		cmd.Dir = dir
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("npm ci in %s: %v\n%s", dir, err, out)
+			npmErr = fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
 		}
 	})
-	hubURL = strings.TrimSuffix(hubURL, "/")
+	if npmErr != nil {
+		return nil, npmErr
+	}
 	p := &Peer{done: make(chan struct{})}
 	p.cmd = exec.Command(node, "server.mjs")
 	p.cmd.Dir = dir
-	p.cmd.Env = append(os.Environ(), "PORT=0", "CLIENT_ID="+ClientID, "CLIENT_SECRET="+ClientSecret,
-		"REDIRECT_URIS="+hubURL+"/hub/oauth_callback", "POST_LOGOUT_URIS="+hubURL+"/hub/login",
-		"BACKCHANNEL_LOGOUT_URI="+hubURL+"/hub/oauth_backchannel_logout", "EXIT_WITH_STDIN=1")
-	p.cmd.Env = append(p.cmd.Env, env...)
+	p.cmd.Env = append(append(os.Environ(), "PORT=0", "EXIT_WITH_STDIN=1"), env...)
 	p.cmd.Stderr = &p.stderr
-	p.stdin, _ = p.cmd.StdinPipe() // closed when the test process dies, so the provider follows it
+	p.stdin, _ = p.cmd.StdinPipe() // closed when this process dies, so the provider follows it
 	stdout, _ := p.cmd.StdoutPipe()
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start OIDC provider: %v", err)
+		return nil, fmt.Errorf("start OIDC provider: %w", err)
 	}
 	ready := make(chan string, 1)
 	go func() {
@@ -94,22 +107,48 @@ func Start(t testing.TB, hubURL string, env ...string) *Peer {
 				ready <- iss
 			}
 		}
-		p.cmd.Wait()
+		p.cmd.Wait() // after the last read, as Wait closes stdout
 		close(p.done)
 	}()
 	select {
 	case p.Issuer = <-ready:
 	case <-p.done:
-		t.Fatalf("OIDC provider exited at start: %s", p.stderr.String())
+		return nil, fmt.Errorf("OIDC provider exited at start: %s", p.Stderr())
 	case <-time.After(20 * time.Second):
 		p.Stop()
-		t.Fatalf("OIDC provider not ready after 20s")
+		return nil, fmt.Errorf("OIDC provider not ready after 20s: %s", p.Stderr())
 	}
 	u, _ := url.Parse(p.Issuer)
 	p.Base = u.Scheme + "://" + u.Host
+	return p, nil
+}
+
+// Start runs the provider for the life of the test, set up for a hub at hubURL: it accepts the
+// hub's callback, login page (after logout) and back-channel logout endpoint. env adds settings
+// such as ACCESS_TTL=5.
+func Start(t testing.TB, hubURL string, env ...string) *Peer {
+	t.Helper()
+	hubURL = strings.TrimSuffix(hubURL, "/")
+	p, err := Run(append([]string{"CLIENT_ID=" + ClientID, "CLIENT_SECRET=" + ClientSecret,
+		"REDIRECT_URIS=" + hubURL + "/hub/oauth_callback", "POST_LOGOUT_URIS=" + hubURL + "/hub/login",
+		"BACKCHANNEL_LOGOUT_URI=" + hubURL + "/hub/oauth_backchannel_logout"}, env...)...)
+	if errors.Is(err, ErrNoNode) {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(p.Stop)
 	return p
 }
+
+// Stderr is what the provider printed on stderr so far.
+func (p *Peer) Stderr() string {
+	return p.stderr.String()
+}
+
+// Done is closed when the provider has exited.
+func (p *Peer) Done() <-chan struct{} { return p.done }
 
 // Stop kills the provider (an identity provider going down).
 func (p *Peer) Stop() {
@@ -120,6 +159,23 @@ func (p *Peer) Stop() {
 	}
 	p.cmd.Process.Kill()
 	<-p.done
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(b)
+}
+
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // Admin calls the provider's /test/ API, e.g. ("users/dave", `{"groups": [...]}`).
