@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/jupyterhub-go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test unit integration integration-nspawn lint run demo clean install deb arch package-test
+.PHONY: oidc-provider all build test unit integration integration-nspawn lint run demo clean install deb arch package-test
 
 all: build
 
@@ -16,11 +16,17 @@ $(BIN): $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum agent/te
 # The one test command: unit tests here, then the integration suite in a throw-away VM.
 test: lint unit package-test integration
 
-unit:
+unit: oidc-provider
 	$(GO) test -count=1 ./...
 
 # Real systemd, PAM and jupyterhub-singleuser in a Debian VM (qemu; the image is built and cached
 # on first use). JHGO_BACKEND=nspawn is the quick loop (no cgroup enforcement).
+# The OIDC tests' identity provider (npm oidc-provider), installed once before test packages run
+# in parallel. Without npm the OIDC tests skip.
+oidc-provider:
+	@if command -v npm >/dev/null && ! test -f test/oidc-provider/node_modules/.package-lock.json; then \
+		cd test/oidc-provider && npm ci --no-audit --no-fund; fi
+
 integration:
 	test/integration.sh
 

@@ -55,7 +55,7 @@ done
 # The OIDC end-to-end test runs the Keycloak-shaped provider inside the guest (which has no
 # network): hand over this host's node binary and the provider with its node_modules.
 if command -v node >/dev/null && [[ -d $io/e2e.test || -f $io/e2e.test ]]; then
-  [[ -d test/oidc-provider/node_modules/oidc-provider ]] || (cd test/oidc-provider && npm ci --no-audit --no-fund >/dev/null)
+  [[ -f test/oidc-provider/node_modules/.package-lock.json ]] || (cd test/oidc-provider && npm ci --no-audit --no-fund >/dev/null)
   mkdir -p "$io/e2e.testdata"
   cp "$(readlink -f "$(command -v node)")" "$io/e2e.testdata/node"
   cp -r test/oidc-provider "$io/e2e.testdata/oidc-provider"

@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -57,6 +58,30 @@ var (
 	npmErr  error
 )
 
+// install runs npm ci unless a complete install is there. Test binaries of several packages run
+// at once and npm ci starts by deleting node_modules, so they take turns under a file lock, and
+// only npm's own end-of-install record counts as "installed".
+func install(dir string) error {
+	lock, err := os.OpenFile(filepath.Join(os.TempDir(), "jhgo-oidc-provider-npm.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return err
+	}
+	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", ".package-lock.json")); err == nil {
+		return nil
+	}
+	cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
+	}
+	return nil
+}
+
 // Node finds the node binary: $JHGO_NODE, or node on PATH; ErrNoNode if there is none.
 func Node() (string, error) {
 	if node, err := exec.LookPath(os.Getenv("JHGO_NODE")); err == nil {
@@ -76,16 +101,7 @@ func Run(env ...string) (*Peer, error) {
 		return nil, err
 	}
 	dir := Dir()
-	npmOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err == nil {
-			return
-		}
-		cmd := exec.Command("npm", "ci", "--no-audit", "--no-fund")
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			npmErr = fmt.Errorf("npm ci in %s: %w\n%s", dir, err, out)
-		}
-	})
+	npmOnce.Do(func() { npmErr = install(dir) })
 	if npmErr != nil {
 		return nil, npmErr
 	}
