@@ -94,7 +94,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
-// errBadRequest marks decode errors the caller should turn into a 4xx.
+// httpError is an error with the HTTP status it should be answered with.
 type httpError struct {
 	status int
 	msg    string

@@ -79,11 +79,10 @@ type Hub struct {
 	// life is the hub's lifetime: spawns and stops outlive the request that asked for them.
 	life context.Context
 
-	mu      sync.Mutex               // guards the maps below and every read-modify-write of a server's state
-	routes  map[string]route         // user name → running default server
-	spawns  map[int64]*spawnProgress // server id → progress of its current or last spawn
-	stops   map[int64]chan struct{}  // server id → closed when its stop finishes
-	portsMu sync.Mutex
+	mu     sync.Mutex               // guards the maps below and every read-modify-write of a server's state
+	routes map[string]route         // user name → running default server
+	spawns map[int64]*spawnProgress // server id → progress of its current or last spawn
+	stops  map[int64]chan struct{}  // server id → closed when its stop finishes
 
 	activity *activityLog
 	proxy    http.Handler

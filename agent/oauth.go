@@ -104,17 +104,12 @@ func sameRedirect(got, registered string) bool {
 }
 
 func (h *Hub) clientServer(r *http.Request, c store.OAuthClient) (store.User, string, error) {
-	servers, err := h.store.Servers(r.Context(), 0, false)
+	sv, err := h.store.ServerByID(r.Context(), c.ServerID)
 	if err != nil {
 		return store.User{}, "", err
 	}
-	for _, sv := range servers {
-		if sv.ID == c.ServerID {
-			u, err := h.store.UserByID(r.Context(), sv.UserID)
-			return u, sv.Name, err
-		}
-	}
-	return store.User{}, "", store.ErrNotFound
+	u, err := h.store.UserByID(r.Context(), sv.UserID)
+	return u, sv.Name, err
 }
 
 // oauthToken exchanges a code for an access token (RFC 6749 §4.1.3). The client authenticates with

@@ -346,12 +346,6 @@ func (h *Hub) stopPage(w http.ResponseWriter, r *http.Request, c *caller) {
 	if !ok {
 		return
 	}
-	if name := r.PostFormValue("user"); name != "" && name != u.Name {
-		r.SetPathValue("name", name)
-		if u, ok = h.spawnUser(w, r, c); !ok {
-			return
-		}
-	}
 	sv, err := h.store.Server(r.Context(), u.ID, "")
 	if err == nil && sv.State != store.Stopped {
 		var done <-chan struct{}

@@ -114,19 +114,14 @@ func (h *Hub) serveUser(w http.ResponseWriter, r *http.Request) {
 func (h *Hub) checkServer(serverID int64) {
 	ctx, cancel := context.WithTimeout(h.life, 10*time.Second)
 	defer cancel()
-	servers, err := h.store.Servers(ctx, 0, true)
-	if err != nil {
+	sv, err := h.store.ServerByID(ctx, serverID)
+	if err != nil || sv.State != store.Running {
 		return
 	}
-	for _, sv := range servers {
-		if sv.ID != serverID || sv.State != store.Running {
-			continue
-		}
-		st, err := h.units.State(ctx, sv.Unit)
-		if err != nil || st.Running() {
-			return
-		}
-		h.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "state", st.ActiveState)
-		h.stopServer(sv)
+	st, err := h.units.State(ctx, sv.Unit)
+	if err != nil || st.Running() {
+		return
 	}
+	h.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "state", st.ActiveState)
+	h.stopServer(sv)
 }

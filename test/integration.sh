@@ -17,18 +17,8 @@ case $backend in vm) cmd=run ;; nspawn) cmd=nspawn ;; *) echo "JHGO_BACKEND must
 export VMTEST_TIMEOUT=${VMTEST_TIMEOUT:-3600}
 
 say() { printf '[integration] %s\n' "$*" >&2; }
-need() { # CMD-or-PATH:PKG...
-  local missing=() c
-  for c in "$@"; do
-    if [[ ${c%%:*} = /* ]]; then [[ -e ${c%%:*} ]] || missing+=("${c#*:}")
-    else command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}"); fi
-  done
-  ((${#missing[@]})) || return 0
-  say "installing host packages: ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
-    --no-install-recommends "${missing[@]}" >/dev/null
-}
+# shellcheck source=packaging/lib.sh
+. packaging/lib.sh # need: install missing host packages
 need gcc:gcc /usr/include/security/pam_appl.h:libpam0g-dev
 
 io=$(mktemp -d "${TMPDIR:-/tmp}/jhgo-integration.XXXXXX")

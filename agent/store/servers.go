@@ -60,6 +60,16 @@ func (s *Store) Server(ctx context.Context, userID int64, name string) (Server, 
 	return sv, nil
 }
 
+// ServerByID finds a server record by its id.
+func (s *Store) ServerByID(ctx context.Context, id int64) (Server, error) {
+	sv, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverCols+` FROM servers JOIN users ON users.id = servers.user_id
+		WHERE servers.id = ?`, id))
+	if err != nil {
+		return sv, fmt.Errorf("server #%d: %w", id, err)
+	}
+	return sv, nil
+}
+
 // Servers lists servers. With userID 0 it lists every user's; with active it leaves stopped ones out.
 func (s *Store) Servers(ctx context.Context, userID int64, active bool) ([]Server, error) {
 	q := `SELECT ` + serverCols + ` FROM servers JOIN users ON users.id = servers.user_id WHERE (?1 = 0 OR servers.user_id = ?1)`

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -110,7 +111,7 @@ func (s *Store) Tokens(ctx context.Context, userID int64, kinds ...string) ([]To
 		if err != nil {
 			return nil, fmt.Errorf("list tokens: %w", err)
 		}
-		if len(kinds) == 0 || contains(kinds, t.Kind) {
+		if len(kinds) == 0 || slices.Contains(kinds, t.Kind) {
 			out = append(out, t)
 		}
 	}
@@ -161,13 +162,4 @@ func nullID(id int64) any {
 		return nil
 	}
 	return id
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }

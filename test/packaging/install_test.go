@@ -524,16 +524,6 @@ func (b *browser) post(t *testing.T, path string, form url.Values) (*http.Respon
 	return resp, string(body)
 }
 
-func (b *browser) cookie(path, name string) string {
-	u, _ := url.Parse(b.abs(path))
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
-}
-
 // progress reads the spawn progress stream, noting when each event arrived, until ready or failed.
 func (b *browser) progress(t *testing.T, path string, timeout time.Duration) []jupyterclient.Event {
 	t.Helper()

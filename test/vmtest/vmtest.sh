@@ -60,26 +60,17 @@ IMG=$D/image-$KEY
 log() { printf '[vmtest %s] %s\n' "$(date +%T)" "$*" >&2; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN{printf "%.1f", b-a}'; }
 
-# need_host_pkgs CMD:PKG... - apt-get install the packages whose command is missing
-need_host_pkgs() {
-  local missing=() c
-  for c in "$@"; do
-    if [[ ${c%%:*} = /* ]]; then [[ -e ${c%%:*} ]] || missing+=("${c#*:}")
-    else command -v "${c%%:*}" >/dev/null || missing+=("${c#*:}"); fi
-  done
-  ((${#missing[@]})) || return 0
-  log "installing host packages: ${missing[*]}"
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
-    --no-install-recommends "${missing[@]}" >/dev/null
-}
-need_qemu() { need_host_pkgs qemu-system-x86_64:qemu-system-x86 ssh-keygen:openssh-client; }
+# need CMD-or-PATH:PKG... (shared with the packaging scripts) installs missing host packages.
+say() { log "$@"; }
+# shellcheck source=packaging/lib.sh
+. "$HERE/../../packaging/lib.sh"
+need_qemu() { need qemu-system-x86_64:qemu-system-x86 ssh-keygen:openssh-client; }
 
 have_image() { [[ -f $IMG/root.img && -f $IMG/vmlinuz && -f $IMG/initrd.img && -d $IMG/rootfs/usr ]]; }
 
 build() {
   if have_image; then log "image present: $IMG"; return 0; fi
-  need_host_pkgs mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs ssh-keygen:openssh-client \
+  need mmdebstrap:mmdebstrap mkfs.ext4:e2fsprogs ssh-keygen:openssh-client \
     /usr/share/keyrings/debian-archive-keyring.gpg:debian-archive-keyring
   mkdir -p "$D"
   exec 9>"$D/build.lock"
@@ -204,7 +195,7 @@ container_init() {
 
 nspawn() {
   local script=${1:?usage: vmtest.sh nspawn SCRIPT [FILE...]}; shift
-  need_host_pkgs systemd-nspawn:systemd-container nsenter:util-linux pgrep:procps
+  need systemd-nspawn:systemd-container nsenter:util-linux pgrep:procps
   build
   new_io "$script" "$@"
   local name mode=${VMTEST_NSPAWN_MODE:-overlay} t0=$EPOCHREALTIME init='' state='' rc=0 deadline
@@ -255,7 +246,7 @@ nspawn() {
 demo() {
   local hub=${1:?usage: vmtest.sh demo JUPYTERHUB_GO_BINARY [FILE...]}
   [[ -f $hub ]] || { echo "no such file: $hub" >&2; return 2; }
-  need_qemu; need_host_pkgs curl:curl; build
+  need_qemu; need curl:curl; build
   new_io "$GUEST/demo.sh" "$@"
   [[ $(basename "$hub") == jupyterhub-go ]] || cp "$hub" "$IO/jupyterhub-go"
   local url=http://127.0.0.1:$DEMO_PORT/ t0=$EPOCHREALTIME
