@@ -10,7 +10,7 @@ all: build
 
 build: $(BIN)
 
-$(BIN): $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum agent/templates/* agent/static/*
+$(BIN): $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum agent/pages/templates/* agent/pages/static/*
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/jupyterhub-go
 
 # The one test command: unit tests here, then the integration suite in a throw-away VM.

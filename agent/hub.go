@@ -1,8 +1,10 @@
-// Package agent is the jupyterhub-go daemon: it wires the authenticator, the unit manager and the
-// store together and serves the hub's pages, its REST API and OAuth provider, and the /user/ router.
+// Package agent is the jupyterhub-go daemon's wiring: it builds each concern from the
+// configuration (PAM or OpenID Connect login, systemd units), hands them to the server lifecycle
+// core (agent/servers), and mounts the HTTP surfaces that call it on one mux: the REST API
+// (agent/api), the pages (agent/pages), the OAuth provider for single-user servers (agent/oauth)
+// and the /user/ router (agent/router), all behind the login layer (agent/auth).
 //
-// The agent knows the JupyterHub protocol; it does not know D-Bus, PAM or any other concern's wire
-// details. Those live in their own packages and reach the agent through the small interfaces below.
+// No handler and no lifecycle code lives here.
 package agent
 
 import (
@@ -14,52 +16,34 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/oauth"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/router"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
 )
 
-// Version is the JupyterHub API level this hub implements; it is what X-JupyterHub-Version says,
-// so that stock single-user servers see a hub of the major version they expect.
-const Version = "5.3.0"
-
-// Identity is who an authenticator says logged in.
-type Identity struct {
-	Name   string
-	Groups []string
-}
-
-// ErrBadLogin is what authenticators return for wrong credentials or an unknown account.
-// Login pages show one message for both, so no one learns which accounts exist.
-var ErrBadLogin = errors.New("invalid username or password")
-
-// Authenticator checks a username and password (PAM does this).
-type Authenticator interface {
-	Authenticate(ctx context.Context, username, password string) (Identity, error)
-}
-
-// Units starts and stops user servers as system units (the spawner package does this over D-Bus).
-type Units interface {
-	Start(ctx context.Context, spec spawner.Spec) error
-	Stop(ctx context.Context, unit string) error
-	State(ctx context.Context, unit string) (spawner.State, error)
-	List(ctx context.Context) ([]spawner.State, error)
-	Journal(ctx context.Context, unit string, lines int) ([]string, error)
-}
+// Version is the JupyterHub API level this hub implements.
+const Version = web.Version
 
 // Deps are the concerns the hub is wired to: Auth for password logins (PAM), or IdP for logins
-// at an identity provider (OpenID Connect).
+// at an identity provider (OpenID Connect); Units, the unit manager the core reconciles with; and
+// Steps, the spawn pipeline after the hub's own credentials step (see spawnSteps).
 type Deps struct {
-	Auth   Authenticator
-	IdP    IdentityProvider
-	Units  Units
+	Auth   auth.Authenticator
+	IdP    auth.IdentityProvider
+	Units  servers.Units
+	Steps  []servers.Step
 	Logger *slog.Logger
 }
 
@@ -68,28 +52,12 @@ type Hub struct {
 	cfg     config.Config
 	log     *slog.Logger
 	store   *store.Store
-	auth    Authenticator
-	idp     IdentityProvider
-	units   Units
-	secret  []byte  // signs cookies and XSRF tokens
-	sealer  *sealer // encrypts identity-provider tokens at rest
-	prefix  string  // base URL without its trailing slash
-	trusted []netip.Prefix
-
-	// life is the hub's lifetime: spawns and stops outlive the request that asked for them.
-	life context.Context
-
-	mu     sync.Mutex               // guards the maps below and every read-modify-write of a server's state
-	routes map[string]route         // user name → running default server
-	spawns map[int64]*spawnProgress // server id → progress of its current or last spawn
-	stops  map[int64]chan struct{}  // server id → closed when its stop finishes
-
-	activity *activityLog
-	proxy    http.Handler
-	pages    *pages
+	gate    *auth.Gate
+	servers *servers.Manager
+	handler http.Handler
 }
 
-// New opens the hub's state under the data dir; it starts nothing.
+// New opens the hub's state under the data dir and wires the HTTP surfaces; it starts nothing.
 func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
@@ -105,11 +73,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := loadSecret(filepath.Join(cfg.Hub.DataDir, "auth_state_key"))
-	if err != nil {
-		return nil, err
-	}
-	sl, err := newSealer(key)
+	sealKey, err := loadSecret(filepath.Join(cfg.Hub.DataDir, "auth_state_key"))
 	if err != nil {
 		return nil, err
 	}
@@ -117,32 +81,53 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{
-		cfg:      cfg,
-		log:      log,
-		store:    st,
-		auth:     deps.Auth,
-		idp:      deps.IdP,
-		units:    deps.Units,
-		secret:   secret,
-		sealer:   sl,
-		prefix:   strings.TrimSuffix(cfg.Hub.BaseURL, "/"),
-		life:     ctx,
-		routes:   map[string]route{},
-		spawns:   map[int64]*spawnProgress{},
-		stops:    map[int64]chan struct{}{},
-		activity: newActivityLog(),
-	}
-	for _, p := range cfg.Hub.TrustedProxies {
-		h.trusted = append(h.trusted, netip.MustParsePrefix(p)) // validated above
-	}
-	h.proxy = h.newProxy()
-	if h.pages, err = newPages(h); err != nil {
+	gate, err := auth.New(cfg, st, deps.IdP, secret, sealKey, log)
+	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	return h, nil
+	prefix := strings.TrimSuffix(cfg.Hub.BaseURL, "/")
+	lo, hi, _ := cfg.Spawner.Ports() // validated above
+	steps := append([]servers.Step{
+		servers.Credentials{Store: st, Hub: servers.HubURLs{
+			Prefix: prefix, BaseURL: cfg.Hub.BaseURL, APIURL: cfg.APIURLFor(),
+			PublicURL: cfg.Hub.PublicURL, DefaultURL: cfg.Spawner.DefaultURL,
+		}},
+	}, deps.Steps...)
+	core := servers.New(ctx, st, deps.Units, steps, servers.Options{
+		Prefix:   prefix,
+		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
+		PortLow:  lo, PortHigh: hi,
+		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(),
+		Logger: log,
+	})
+	render, err := pages.NewRenderer(prefix, gate, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	api.New(cfg, st, core, gate, log).Register(mux)
+	oauth.New(prefix, cfg.Hub.CookieMaxAge.D(), st, gate, render, log).Register(mux)
+	pages.New(cfg, pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}).Register(mux)
+	router.New(prefix, core, gate, render, log).Register(mux)
+	quiet := func(p string) bool {
+		return strings.HasPrefix(p, prefix+"/user/") || strings.HasSuffix(p, "/activity") || p == prefix+"/hub/api" || p == prefix+"/hub/api/"
+	}
+	return &Hub{
+		cfg: cfg, log: log, store: st, gate: gate, servers: core,
+		handler: web.Middleware(log, quiet, mux),
+	}, nil
 }
+
+// Handler is the hub's whole HTTP surface.
+func (h *Hub) Handler() http.Handler { return h.handler }
+
+// Servers is the server lifecycle core, for tests and the CLI.
+func (h *Hub) Servers() *servers.Manager { return h.servers }
+
+// Gate is the login layer, for tests.
+func (h *Hub) Gate() *auth.Gate { return h.gate }
 
 // Healthy reports whether the hub can still do its work: the systemd watchdog is fed only while
 // it is, so a hub wedged on its database gets restarted (user servers keep running meanwhile).
@@ -164,8 +149,7 @@ func (h *Hub) Close() error { return h.store.Close() }
 // Run reconciles with the units that survived the last hub, then serves until ctx ends.
 // ready, if not nil, is called once the listener is open (for sd_notify READY=1).
 func (h *Hub) Run(ctx context.Context, ready func()) error {
-	h.life = ctx
-	if err := h.reconcile(ctx); err != nil {
+	if err := h.servers.Reconcile(ctx); err != nil {
 		return fmt.Errorf("reconcile servers with systemd: %w", err)
 	}
 	ln, err := net.Listen("tcp", h.cfg.Hub.Listen)
@@ -173,12 +157,13 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 		return fmt.Errorf("listen on %s (hub.listen): %w", h.cfg.Hub.Listen, err)
 	}
 	srv := &http.Server{
-		Handler:           h.Handler(),
+		Handler:           h.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
-	go h.background(ctx)
+	chores := make(chan struct{})
+	go func() { h.servers.Run(ctx); close(chores) }()
 	h.log.Info("hub listening", "address", ln.Addr().String(), "base_url", h.cfg.Hub.BaseURL, "api_url", h.cfg.APIURLFor())
 	if ready != nil {
 		ready()
@@ -194,28 +179,8 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	srv.Shutdown(shut)
-	h.activity.flush(shut, h.store, h.log)
+	<-chores // the last activity is written
 	return nil
-}
-
-// background runs the periodic chores: writing activity, expiring old credentials.
-func (h *Hub) background(ctx context.Context) {
-	flush := time.NewTicker(15 * time.Second)
-	expire := time.NewTicker(time.Hour)
-	defer flush.Stop()
-	defer expire.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-flush.C:
-			h.activity.flush(ctx, h.store, h.log)
-		case <-expire.C:
-			if err := h.store.Expire(ctx); err != nil {
-				h.log.Warn("expire credentials", "err", err)
-			}
-		}
-	}
 }
 
 // loadSecret reads a 32-byte secret kept in the data dir, creating it 0600 on first start.

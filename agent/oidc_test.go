@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/test/oidcpeer"
@@ -117,7 +118,7 @@ func TestOIDCGroupsDecideWhoMayLogInAndWhoIsAdmin(t *testing.T) {
 	if resp, page := alice.login(h.url, "alice"); resp.Request.URL.Path != "/hub/home" || !strings.Contains(page, "Start my server") {
 		t.Fatalf("alice landed on %s (%d)", resp.Request.URL, resp.StatusCode)
 	}
-	if u, _ := h.store.GetUser(ctx, "alice"); u.Admin || !strings.Contains(strings.Join(u.Groups, ","), "jupyter-users") {
+	if u, _ := h.Store().GetUser(ctx, "alice"); u.Admin || !strings.Contains(strings.Join(u.Groups, ","), "jupyter-users") {
 		t.Errorf("alice = %+v", u)
 	}
 
@@ -132,14 +133,14 @@ func TestOIDCGroupsDecideWhoMayLogInAndWhoIsAdmin(t *testing.T) {
 
 	dave := newPerson(t)
 	dave.login(h.url, "dave")
-	if u, _ := h.store.GetUser(ctx, "dave"); !u.Admin {
+	if u, _ := h.Store().GetUser(ctx, "dave"); !u.Admin {
 		t.Errorf("dave in jupyter-admins is not admin: %+v", u)
 	}
 	h.idp.Admin(t, "users/dave", `{"groups": ["/jupyter-users"]}`)
 	dave.get(h.url + "/hub/logout")
 	dave = newPerson(t)
 	dave.login(h.url, "dave")
-	if u, _ := h.store.GetUser(ctx, "dave"); u.Admin || !dave.loggedIn(h.url) {
+	if u, _ := h.Store().GetUser(ctx, "dave"); u.Admin || !dave.loggedIn(h.url) {
 		t.Errorf("dave left jupyter-admins but is still admin (or cannot log in): %+v", u)
 	}
 }
@@ -237,13 +238,13 @@ func TestOIDCRefreshBeforeSpawnAndReloginWhenRevoked(t *testing.T) {
 	ctx := context.Background()
 	alice := newPerson(t)
 	alice.login(h.url, "alice")
-	u, _ := h.store.GetUser(ctx, "alice")
-	before := h.authStateModel(ctx, u).(json.RawMessage)
+	u, _ := h.Store().GetUser(ctx, "alice")
+	before := h.Gate().AuthState(ctx, u).(json.RawMessage)
 
-	if err := h.freshLogin(ctx, u); err != nil {
+	if err := h.Gate().FreshLogin(ctx, u); err != nil {
 		t.Fatalf("refresh of an about-to-expire token: %v", err)
 	}
-	after := h.authStateModel(ctx, u).(json.RawMessage)
+	after := h.Gate().AuthState(ctx, u).(json.RawMessage)
 	var a, b struct {
 		AccessToken string `json:"access_token"`
 	}
@@ -273,7 +274,7 @@ func TestOIDCRefreshBeforeSpawnAndReloginWhenRevoked(t *testing.T) {
 	if alice.loggedIn(h.url) {
 		t.Error("alice's hub session survived the revoked login")
 	}
-	if sv, _ := h.store.Server(ctx, u.ID, ""); sv.State != store.Stopped {
+	if sv, _ := h.Store().Server(ctx, u.ID, ""); sv.State != store.Stopped {
 		t.Errorf("a server was started: %s", sv.State)
 	}
 }
@@ -288,9 +289,9 @@ func TestOIDCLogoutEndsTheProviderSessionAndServerTokens(t *testing.T) {
 		SessionID string `json:"session_id"`
 	}
 	json.Unmarshal([]byte(body), &me)
-	u, _ := h.store.GetUser(ctx, "alice")
+	u, _ := h.Store().GetUser(ctx, "alice")
 	// The OAuth token a single-user server would hold for this browser login.
-	_, serverCookie, _ := h.store.CreateToken(ctx, store.Token{UserID: u.ID, Kind: store.KindOAuth, SessionID: me.SessionID, Scopes: []string{"access:servers!server=alice/"}})
+	_, serverCookie, _ := h.Store().CreateToken(ctx, store.Token{UserID: u.ID, Kind: store.KindOAuth, SessionID: me.SessionID, Scopes: []string{"access:servers!server=alice/"}})
 
 	resp, page := alice.get(h.url + "/hub/logout")
 	if !strings.HasPrefix(resp.Request.URL.String(), h.idp.Base) {
@@ -300,8 +301,8 @@ func TestOIDCLogoutEndsTheProviderSessionAndServerTokens(t *testing.T) {
 	if err != nil || resp.Request.URL.Path != "/hub/login" {
 		t.Fatalf("provider logout: %v, ended at %v", err, resp)
 	}
-	if tok, err := h.tokenCaller(ctx, serverCookie); err == nil {
-		t.Errorf("the server's OAuth token still works after logout: %+v", tok.user)
+	if tok, err := h.Gate().FromToken(ctx, serverCookie); err == nil {
+		t.Errorf("the server's OAuth token still works after logout: %+v", tok.User)
 	}
 	if _, page := alice.get(h.url + "/hub/oauth_login"); !oidcpeer.IsLoginForm(page) {
 		t.Error("after logout the next login did not show the provider's form: the provider session lived on")
@@ -326,16 +327,21 @@ func TestOIDCBackchannelLogoutEndsHubSessions(t *testing.T) {
 }
 
 func TestOIDCProviderDownAtStartIsReportedAtLogin(t *testing.T) {
-	th := newTestHub(t)
 	secret := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(secret, []byte("s"), 0o600)
-	th.idp = &lateProvider{connect: func(ctx context.Context) (IdentityProvider, error) {
-		cfg := config.Default()
-		cfg.Hub.PublicURL = "http://127.0.0.1:9"
-		cfg.Auth.OIDC.Issuer = "http://127.0.0.1:9/realms/test"
-		cfg.Auth.OIDC.ClientSecretFile = secret
-		return NewOpenIDProvider(ctx, cfg, nil, th.log)
-	}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg := config.Default()
+	cfg.Hub.DataDir = t.TempDir()
+	cfg.Hub.PublicURL = "http://127.0.0.1:9"
+	cfg.Auth.OIDC.Issuer = "http://127.0.0.1:9/realms/test"
+	cfg.Auth.OIDC.ClientSecretFile = secret
+	th, err := New(context.Background(), cfg, Deps{Logger: log, IdP: &lateProvider{connect: func(ctx context.Context) (auth.IdentityProvider, error) {
+		return NewOpenIDProvider(ctx, cfg, nil, log)
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
 	srv := httptest.NewServer(th.Handler())
 	defer srv.Close()
 	p := newPerson(t)

@@ -13,7 +13,9 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
 	"github.com/jupyterhub-go/jupyterhub-go/pam"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
@@ -46,17 +48,36 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 			// The hub is also the router: running servers must stay reachable while the
 			// identity provider is down, so start anyway and retry discovery at each login.
 			log.Error("identity provider unreachable; logins will fail until it answers", "issuer", cfg.Auth.OIDC.Issuer, "err", err)
-			deps.IdP = &lateProvider{connect: func(ctx context.Context) (IdentityProvider, error) {
+			deps.IdP = &lateProvider{connect: func(ctx context.Context) (auth.IdentityProvider, error) {
 				return NewOpenIDProvider(ctx, cfg, key, log)
 			}}
 		} else if err != nil {
 			return nil, ConfigError{fmt.Errorf("auth.oidc: %w", err)}
 		}
 	}
-	if deps.Units, err = spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log}); err != nil {
+	units, err := spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log})
+	if err != nil {
 		return nil, fmt.Errorf("connect to systemd (user servers run as systemd units; is this a systemd host and are we root?): %w", err)
 	}
+	deps.Units, deps.Steps = units, spawnSteps(cfg, units)
 	return New(ctx, cfg, deps)
+}
+
+// spawnSteps is the spawn pipeline after the hub's own credentials step, in order; stopping a
+// server runs it in reverse. A concern plugs in with one line here, before the unit.
+func spawnSteps(cfg config.Config, units *spawner.Manager) []servers.Step {
+	return []servers.Step{
+		spawner.NewStep(units, unitOptions(cfg.Spawner)), // the server itself, as a transient unit
+	}
+}
+
+// unitOptions is the [spawner] section as the unit step takes it.
+func unitOptions(sc config.Spawner) spawner.StepOptions {
+	return spawner.StepOptions{
+		Cmd: sc.Cmd, Args: sc.Args, Env: sc.Env, EnvKeep: sc.EnvKeep, Path: sc.Path, WorkingDir: sc.WorkingDir,
+		MemoryMax: uint64(sc.MemoryMax), CPUQuota: float64(sc.CPUQuota), TasksMax: sc.TasksMax, Slice: sc.Slice,
+		Sandbox: spawner.Sandbox{PrivateTmp: sc.PrivateTmp, NoNewPrivileges: sc.NoNewPrivileges, ProtectSystem: sc.ProtectSystem},
+	}
 }
 
 // ConfigError is a start-up failure that only a configuration change can fix; the command exits
@@ -81,28 +102,28 @@ func newPAMAuth(c config.PAM, log *slog.Logger) (*pamAuth, error) {
 	return &pamAuth{pam: a, minUID: c.MinUID}, nil
 }
 
-func (p *pamAuth) Authenticate(ctx context.Context, name, password string) (Identity, error) {
+func (p *pamAuth) Authenticate(ctx context.Context, name, password string) (auth.Identity, error) {
 	acct, err := user.Lookup(name)
 	if err != nil {
 		// Run PAM anyway so an unknown account takes as long to refuse as a wrong password.
 		p.pam.Authenticate(ctx, name, password)
-		return Identity{}, ErrBadLogin
+		return auth.Identity{}, auth.ErrBadLogin
 	}
 	if uid, err := strconv.Atoi(acct.Uid); err != nil || uid < p.minUID {
 		p.pam.Authenticate(ctx, name, password)
-		return Identity{}, ErrBadLogin
+		return auth.Identity{}, auth.ErrBadLogin
 	}
 	if err := p.pam.Authenticate(ctx, name, password); err != nil {
 		if errors.Is(err, pam.ErrAuthFailed) {
-			return Identity{}, ErrBadLogin
+			return auth.Identity{}, auth.ErrBadLogin
 		}
-		return Identity{}, err
+		return auth.Identity{}, err
 	}
 	groups, err := pam.Groups(name)
 	if err != nil {
-		return Identity{}, fmt.Errorf("look up groups of %s: %w", name, err)
+		return auth.Identity{}, fmt.Errorf("look up groups of %s: %w", name, err)
 	}
-	return Identity{Name: name, Groups: groups}, nil
+	return auth.Identity{Name: name, Groups: groups}, nil
 }
 
 // openIDProvider adapts the oidc package to the hub's IdentityProvider: the provider's tokens
@@ -111,7 +132,7 @@ type openIDProvider struct{ p *oidc.Provider }
 
 // NewOpenIDProvider runs discovery against auth.oidc.issuer; its errors say what is wrong
 // (unreachable issuer, issuer mismatch, missing client secret file). check-config uses it too.
-func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, log *slog.Logger) (IdentityProvider, error) {
+func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, log *slog.Logger) (auth.IdentityProvider, error) {
 	o := cfg.Auth.OIDC
 	p, err := oidc.New(ctx, oidc.Config{
 		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecretFile: o.ClientSecretFile,
@@ -130,25 +151,25 @@ func (o openIDProvider) Begin(_ context.Context, next string) (string, string, e
 	return u, string(flow), nil
 }
 
-func (o openIDProvider) Finish(ctx context.Context, flow string, q url.Values) (RemoteLogin, error) {
+func (o openIDProvider) Finish(ctx context.Context, flow string, q url.Values) (auth.RemoteLogin, error) {
 	l, err := o.p.Finish(ctx, oidc.Flow(flow), q)
 	if err != nil {
-		return RemoteLogin{}, err
+		return auth.RemoteLogin{}, err
 	}
 	return remoteLogin(l)
 }
 
-func (o openIDProvider) Refresh(ctx context.Context, state []byte) (RemoteLogin, error) {
+func (o openIDProvider) Refresh(ctx context.Context, state []byte) (auth.RemoteLogin, error) {
 	var t oidc.Tokens
 	if err := json.Unmarshal(state, &t); err != nil {
-		return RemoteLogin{}, fmt.Errorf("read stored tokens: %w", err)
+		return auth.RemoteLogin{}, fmt.Errorf("read stored tokens: %w", err)
 	}
 	l, err := o.p.Refresh(ctx, t)
 	if errors.Is(err, oidc.ErrReauthenticate) {
-		return RemoteLogin{}, fmt.Errorf("%w: %w", ErrLoginExpired, err)
+		return auth.RemoteLogin{}, fmt.Errorf("%w: %w", auth.ErrLoginExpired, err)
 	}
 	if err != nil {
-		return RemoteLogin{}, err
+		return auth.RemoteLogin{}, err
 	}
 	return remoteLogin(l)
 }
@@ -165,13 +186,13 @@ func (o openIDProvider) VerifyLogoutToken(ctx context.Context, raw string) (stri
 
 func (o openIDProvider) Explain(err error) string { return oidc.UserMessage(err) }
 
-func remoteLogin(l oidc.Login) (RemoteLogin, error) {
+func remoteLogin(l oidc.Login) (auth.RemoteLogin, error) {
 	state, err := json.Marshal(l.Tokens)
 	if err != nil {
-		return RemoteLogin{}, err
+		return auth.RemoteLogin{}, err
 	}
-	return RemoteLogin{
-		Identity: Identity{Name: l.Username, Groups: l.Groups},
+	return auth.RemoteLogin{
+		Identity: auth.Identity{Name: l.Username, Groups: l.Groups},
 		Subject:  l.Subject, Session: l.SessionID, State: state, Expiry: l.Tokens.Expiry, Next: l.Next,
 	}, nil
 }
@@ -180,11 +201,11 @@ func remoteLogin(l oidc.Login) (RemoteLogin, error) {
 // started, and connects on first use.
 type lateProvider struct {
 	mu      sync.Mutex
-	p       IdentityProvider
-	connect func(context.Context) (IdentityProvider, error)
+	p       auth.IdentityProvider
+	connect func(context.Context) (auth.IdentityProvider, error)
 }
 
-func (l *lateProvider) get(ctx context.Context) (IdentityProvider, error) {
+func (l *lateProvider) get(ctx context.Context) (auth.IdentityProvider, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.p != nil {
@@ -206,18 +227,18 @@ func (l *lateProvider) Begin(ctx context.Context, next string) (string, string, 
 	return p.Begin(ctx, next)
 }
 
-func (l *lateProvider) Finish(ctx context.Context, flow string, q url.Values) (RemoteLogin, error) {
+func (l *lateProvider) Finish(ctx context.Context, flow string, q url.Values) (auth.RemoteLogin, error) {
 	p, err := l.get(ctx)
 	if err != nil {
-		return RemoteLogin{}, err
+		return auth.RemoteLogin{}, err
 	}
 	return p.Finish(ctx, flow, q)
 }
 
-func (l *lateProvider) Refresh(ctx context.Context, state []byte) (RemoteLogin, error) {
+func (l *lateProvider) Refresh(ctx context.Context, state []byte) (auth.RemoteLogin, error) {
 	p, err := l.get(ctx)
 	if err != nil {
-		return RemoteLogin{}, err
+		return auth.RemoteLogin{}, err
 	}
 	return p.Refresh(ctx, state)
 }

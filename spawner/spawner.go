@@ -18,6 +18,8 @@ import (
 
 	sd "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 )
 
 const (
@@ -51,23 +53,9 @@ type Sandbox struct {
 	ProtectSystem   string // "", "true", "full" or "strict"
 }
 
-// State is a unit's state as systemd reports it.
-type State struct {
-	Unit        string
-	ActiveState string // "active", "activating", "inactive", "failed", ...
-	SubState    string
-	Result      string
-	MainPID     uint32
-}
-
-// Running reports whether the unit is up or on its way up.
-func (s State) Running() bool {
-	switch s.ActiveState {
-	case "active", "activating", "reloading":
-		return true
-	}
-	return false
-}
+// State is a unit's state as systemd reports it; it is the lifecycle core's own type, so the
+// Manager serves the core as its servers.Units.
+type State = servers.UnitState
 
 // Options configures a Manager.
 type Options struct {

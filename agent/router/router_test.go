@@ -1,45 +1,34 @@
-package agent
+package router_test
 
 import (
 	"bufio"
 	"context"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/hubtest"
 )
 
-// routeTo points alice's default server at a test HTTP server standing in for jupyterhub-singleuser.
-func (th *testHub) routeTo(backend *httptest.Server) {
-	u, _ := url.Parse(backend.URL)
-	port, _ := strconv.Atoi(u.Port())
-	th.mu.Lock()
-	th.routes[routeKey("alice", "")] = route{serverID: 1, port: port}
-	th.mu.Unlock()
-}
-
 func TestRouterKeepsPathAndHeaders(t *testing.T) {
-	th := newTestHub(t)
+	th := hubtest.New(t)
 	var got *http.Request
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Clone(context.Background())
 		w.Header().Set("Set-Cookie", "jupyterhub-user-alice=x; Path=/user/alice/")
 		w.WriteHeader(http.StatusTeapot)
 	}))
-	defer backend.Close()
-	th.routeTo(backend)
+	th.Serve("alice", backend)
 
-	r := th.do("POST", "/user/alice/api/contents/a%2Fb.ipynb?x=1", "tok", `{}`,
+	r := th.Do("POST", "/user/alice/api/contents/a%2Fb.ipynb?x=1", "tok", `{}`,
 		"Cookie", "jupyterhub-user-alice=abc; _xsrf=def", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Site", "same-origin",
 		"Origin", "https://hub.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
-	if r.status != http.StatusTeapot || r.header.Get("Set-Cookie") == "" {
-		t.Fatalf("proxied status %d, Set-Cookie %q", r.status, r.header.Get("Set-Cookie"))
+	if r.Status != http.StatusTeapot || r.Header.Get("Set-Cookie") == "" {
+		t.Fatalf("proxied status %d, Set-Cookie %q", r.Status, r.Header.Get("Set-Cookie"))
 	}
 	if got.URL.EscapedPath() != "/user/alice/api/contents/a%2Fb.ipynb" || got.URL.RawQuery != "x=1" {
 		t.Errorf("path rewritten to %s?%s", got.URL.EscapedPath(), got.URL.RawQuery)
@@ -56,39 +45,36 @@ func TestRouterKeepsPathAndHeaders(t *testing.T) {
 	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-For") != "6.6.6.6, 127.0.0.1" {
 		t.Errorf("X-Forwarded-Proto %q, X-Forwarded-For %q", got.Header.Get("X-Forwarded-Proto"), got.Header.Get("X-Forwarded-For"))
 	}
-	if got.Host != strings.TrimPrefix(th.srv.URL, "http://") {
+	if got.Host != strings.TrimPrefix(th.URL, "http://") {
 		t.Errorf("Host = %q, want the hub's", got.Host)
 	}
 }
 
 func TestRouterDistrustsForwardedHeadersFromStrangers(t *testing.T) {
-	th := newTestHub(t)
-	th.trusted = nil
+	th := hubtest.New(t, func(c *config.Config) { c.Hub.TrustedProxies = nil })
 	var got http.Header
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
-	defer backend.Close()
-	th.routeTo(backend)
-	th.do("GET", "/user/alice/tree", "", "", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
+	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	th.Serve("alice", backend)
+	th.Do("GET", "/user/alice/tree", "", "", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
 	if got.Get("X-Forwarded-Proto") != "http" || got.Get("X-Forwarded-For") != "127.0.0.1" {
 		t.Errorf("an untrusted client set X-Forwarded-Proto %q, X-Forwarded-For %q", got.Get("X-Forwarded-Proto"), got.Get("X-Forwarded-For"))
 	}
 }
 
 func TestRouterStreamsServerSentEvents(t *testing.T) {
-	th := newTestHub(t)
+	th := hubtest.New(t)
 	release := make(chan struct{})
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		fmt.Fprint(w, "data: first\n\n")
 		w.(http.Flusher).Flush()
 		<-release // the second event waits until the test has seen the first
 		fmt.Fprint(w, "data: second\n\n")
 	}))
-	defer backend.Close()
 	defer close(release)
-	th.routeTo(backend)
+	th.Serve("alice", backend)
 
-	resp, err := http.Get(th.srv.URL + "/user/alice/api/events")
+	resp, err := http.Get(th.URL + "/user/alice/api/events")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,9 +95,9 @@ func TestRouterStreamsServerSentEvents(t *testing.T) {
 }
 
 func TestRouterUpgradesWebSockets(t *testing.T) {
-	th := newTestHub(t)
+	th := hubtest.New(t)
 	upgrader := websocket.Upgrader{}
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c, err := upgrader.Upgrade(w, r, nil)
 		if err != nil {
 			return
@@ -125,10 +111,9 @@ func TestRouterUpgradesWebSockets(t *testing.T) {
 			c.WriteMessage(mt, append([]byte("echo:"+r.URL.Path+":"), msg...))
 		}
 	}))
-	defer backend.Close()
-	th.routeTo(backend)
+	th.Serve("alice", backend)
 
-	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(th.srv.URL, "http")+"/user/alice/api/kernels/k1/channels", nil)
+	c, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(th.URL, "http")+"/user/alice/api/kernels/k1/channels", nil)
 	if err != nil {
 		t.Fatalf("dial through the router: %v", err)
 	}
@@ -141,15 +126,15 @@ func TestRouterUpgradesWebSockets(t *testing.T) {
 }
 
 func TestStoppedServerSendsBrowserToTheHub(t *testing.T) {
-	th := newTestHub(t)
-	th.user("alice", false)
-	r := th.do("GET", "/user/alice/tree?x=1", "", "")
-	if r.status != 302 || r.header.Get("Location") != "/hub/user/alice/tree?x=1" {
-		t.Errorf("stopped server: %d → %s", r.status, r.header.Get("Location"))
+	th := hubtest.New(t)
+	th.User("alice", false)
+	r := th.Do("GET", "/user/alice/tree?x=1", "", "")
+	if r.Status != 302 || r.Header.Get("Location") != "/hub/user/alice/tree?x=1" {
+		t.Errorf("stopped server: %d → %s", r.Status, r.Header.Get("Location"))
 	}
 	// Logged in, the hub explains with 424 and offers to start it.
-	req, _ := http.NewRequest("GET", th.srv.URL+"/hub/user/alice/tree", nil)
-	req.AddCookie(th.login("alice"))
+	req, _ := http.NewRequest("GET", th.URL+"/hub/user/alice/tree", nil)
+	req.AddCookie(th.Login("alice"))
 	resp, err := http.DefaultTransport.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
@@ -158,21 +143,7 @@ func TestStoppedServerSendsBrowserToTheHub(t *testing.T) {
 	if resp.StatusCode != http.StatusFailedDependency {
 		t.Errorf("/hub/user/alice/tree for its stopped owner = %d, want 424", resp.StatusCode)
 	}
-	if r := th.do("GET", "/user-redirect/tree", "", ""); r.status != 302 || r.header.Get("Location") != "/hub/user-redirect/tree" {
-		t.Errorf("/user-redirect/ → %d %s", r.status, r.header.Get("Location"))
-	}
-}
-
-func TestCookiesAreSecureOnlyBehindATrustedTLSProxy(t *testing.T) {
-	th := newTestHub(t)
-	req := httptest.NewRequest("GET", "/hub/login", nil)
-	req.RemoteAddr = "127.0.0.1:5555"
-	req.Header.Set("X-Forwarded-Proto", "https")
-	if !th.secureRequest(req) {
-		t.Error("nginx on 127.0.0.1 said https, but cookies would not be Secure")
-	}
-	req.RemoteAddr = "192.0.2.7:5555"
-	if th.secureRequest(req) {
-		t.Error("a stranger's X-Forwarded-Proto made cookies Secure")
+	if r := th.Do("GET", "/user-redirect/tree", "", ""); r.Status != 302 || r.Header.Get("Location") != "/hub/user-redirect/tree" {
+		t.Errorf("/user-redirect/ → %d %s", r.Status, r.Header.Get("Location"))
 	}
 }

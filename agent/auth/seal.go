@@ -1,4 +1,4 @@
-package agent
+package auth
 
 import (
 	"crypto/aes"

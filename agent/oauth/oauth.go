@@ -1,61 +1,89 @@
-package agent
+// Package oauth is the OAuth2 provider single-user servers log their visitors in with: a browser
+// sent to /hub/api/oauth2/authorize gets a code for its server (after the hub's own login), and
+// the server exchanges it at /hub/api/oauth2/token for a token that identifies the visitor.
+package oauth
 
 import (
 	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 )
 
-// oauthAuthorize is where a single-user server sends the browser to learn who it is. The hub
+// Provider serves the authorize and token endpoints.
+type Provider struct {
+	prefix   string
+	tokenTTL time.Duration // how long an access token lives: as long as a login session
+	store    *store.Store
+	gate     *auth.Gate
+	render   *pages.Renderer
+	log      *slog.Logger
+}
+
+// New makes the provider; prefix is the hub's base URL without its trailing slash.
+func New(prefix string, tokenTTL time.Duration, st *store.Store, gate *auth.Gate, render *pages.Renderer, log *slog.Logger) *Provider {
+	return &Provider{prefix: prefix, tokenTTL: tokenTTL, store: st, gate: gate, render: render, log: log}
+}
+
+// Register mounts the endpoints under <base>/hub/api/oauth2/.
+func (h *Provider) Register(mux *http.ServeMux) {
+	mux.HandleFunc(h.prefix+"/hub/api/oauth2/authorize", h.authorize)
+	mux.HandleFunc(h.prefix+"/hub/api/oauth2/token", h.token)
+}
+
+// authorize is where a single-user server sends the browser to learn who it is. The hub
 // needs its own login first; a user's own server gets a code at once, anyone else with access
 // (an admin) is asked to confirm, and everyone else is refused.
-func (h *Hub) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
+func (h *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodPost {
-		h.pages.error(w, r, http.StatusMethodNotAllowed, "Method not allowed", "Use GET.")
+		h.render.Error(w, r, http.StatusMethodNotAllowed, "Method not allowed", "Use GET.")
 		return
 	}
 	q := r.URL.Query()
-	c, err := h.cookieCaller(r)
+	c, err := h.gate.FromCookie(r)
 	if err != nil {
 		http.Redirect(w, r, h.prefix+"/hub/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 		return
 	}
 	client, err := h.store.Client(r.Context(), q.Get("client_id"))
 	if err != nil {
-		h.pages.error(w, r, http.StatusBadRequest, "Unknown OAuth client",
+		h.render.Error(w, r, http.StatusBadRequest, "Unknown OAuth client",
 			"The server that sent you here is not registered with the hub (client_id "+strconv.Quote(q.Get("client_id"))+"). If it is your own server, restart it from the home page.")
 		return
 	}
 	if ru := q.Get("redirect_uri"); ru != "" && !sameRedirect(ru, client.RedirectURI) {
-		h.pages.error(w, r, http.StatusBadRequest, "Bad redirect", "redirect_uri does not match the one registered for "+client.ID+".")
+		h.render.Error(w, r, http.StatusBadRequest, "Bad redirect", "redirect_uri does not match the one registered for "+client.ID+".")
 		return
 	}
 	if rt := q.Get("response_type"); rt != "code" {
-		h.pages.error(w, r, http.StatusBadRequest, "Bad OAuth request", "response_type must be \"code\".")
+		h.render.Error(w, r, http.StatusBadRequest, "Bad OAuth request", "response_type must be \"code\".")
 		return
 	}
 	owner, server, err := h.clientServer(r, client)
 	if err != nil {
-		h.pages.error(w, r, http.StatusBadRequest, "Server gone", "The server behind this login no longer exists.")
+		h.render.Error(w, r, http.StatusBadRequest, "Server gone", "The server behind this login no longer exists.")
 		return
 	}
-	if !c.scopes.Allows("access:servers", scopes.Target{User: owner.Name, Groups: owner.Groups, Server: server, HasServer: true}) {
-		h.log.Info("oauth access refused", "user", c.user.Name, "server", owner.Name+"/"+server)
-		h.pages.error(w, r, http.StatusForbidden, "Access denied",
-			"You are logged in as "+c.user.Name+", who may not use "+owner.Name+"'s server.")
+	if !c.Scopes.Allows("access:servers", scopes.Target{User: owner.Name, Groups: owner.Groups, Server: server, HasServer: true}) {
+		h.log.Info("oauth access refused", "user", c.User.Name, "server", owner.Name+"/"+server)
+		h.render.Error(w, r, http.StatusForbidden, "Access denied",
+			"You are logged in as "+c.User.Name+", who may not use "+owner.Name+"'s server.")
 		return
 	}
-	if owner.ID != c.user.ID {
+	if owner.ID != c.User.ID {
 		// Someone else's server: an admin must confirm, so that a link cannot silently log them in.
-		if r.Method != http.MethodPost || !h.checkXSRF(r, c) {
-			h.pages.render(w, r, http.StatusOK, "oauth.html", map[string]any{
+		if r.Method != http.MethodPost || !h.gate.CheckXSRF(r, c) {
+			h.render.Render(w, r, http.StatusOK, "oauth.html", map[string]any{
 				"Owner": owner.Name, "Server": server, "Client": client.Description, "Action": r.URL.RequestURI(),
 			}, c)
 			return
@@ -76,11 +104,11 @@ func (h *Hub) oauthAuthorize(w http.ResponseWriter, r *http.Request) {
 		granted = []string{}
 	}
 	code, err := h.store.CreateCode(r.Context(), store.OAuthCode{
-		ClientID: client.ID, UserID: c.user.ID, RedirectURI: client.RedirectURI, Scopes: granted,
-		SessionID: c.session.ID, ExpiresAt: time.Now().Add(5 * time.Minute),
+		ClientID: client.ID, UserID: c.User.ID, RedirectURI: client.RedirectURI, Scopes: granted,
+		SessionID: c.Session.ID, ExpiresAt: time.Now().Add(5 * time.Minute),
 	})
 	if err != nil {
-		h.pages.error(w, r, http.StatusInternalServerError, "Login failed", err.Error())
+		h.render.Error(w, r, http.StatusInternalServerError, "Login failed", err.Error())
 		return
 	}
 	target, _ := url.Parse(client.RedirectURI)
@@ -103,7 +131,7 @@ func sameRedirect(got, registered string) bool {
 	return err == nil && u.Path == registered && u.RawQuery == "" && (u.Scheme == "http" || u.Scheme == "https")
 }
 
-func (h *Hub) clientServer(r *http.Request, c store.OAuthClient) (store.User, string, error) {
+func (h *Provider) clientServer(r *http.Request, c store.OAuthClient) (store.User, string, error) {
 	sv, err := h.store.ServerByID(r.Context(), c.ServerID)
 	if err != nil {
 		return store.User{}, "", err
@@ -112,12 +140,12 @@ func (h *Hub) clientServer(r *http.Request, c store.OAuthClient) (store.User, st
 	return u, sv.Name, err
 }
 
-// oauthToken exchanges a code for an access token (RFC 6749 §4.1.3). The client authenticates with
+// token exchanges a code for an access token (RFC 6749 §4.1.3). The client authenticates with
 // its secret, which is the server's own API token.
-func (h *Hub) oauthToken(w http.ResponseWriter, r *http.Request) {
+func (h *Provider) token(w http.ResponseWriter, r *http.Request) {
 	fail := func(status int, code, desc string) {
 		w.Header().Set("Cache-Control", "no-store")
-		writeJSON(w, status, map[string]string{"error": code, "error_description": desc})
+		web.JSON(w, status, map[string]string{"error": code, "error_description": desc})
 	}
 	if r.Method != http.MethodPost {
 		fail(http.StatusMethodNotAllowed, "invalid_request", "use POST")
@@ -154,7 +182,7 @@ func (h *Hub) oauthToken(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid_grant", "redirect_uri does not match the authorization request")
 		return
 	}
-	ttl := h.cfg.Hub.CookieMaxAge.D()
+	ttl := h.tokenTTL
 	tok, secretTok, err := h.store.CreateToken(r.Context(), store.Token{
 		UserID: code.UserID, Kind: store.KindOAuth, Scopes: code.Scopes, SessionID: code.SessionID,
 		OAuthClient: client.ID, ExpiresAt: time.Now().Add(ttl), Note: client.Description,
@@ -165,7 +193,7 @@ func (h *Hub) oauthToken(w http.ResponseWriter, r *http.Request) {
 	}
 	h.log.Debug("oauth token issued", "client", client.ID, "token_id", tok.APIID())
 	w.Header().Set("Cache-Control", "no-store")
-	writeJSON(w, http.StatusOK, map[string]any{
+	web.JSON(w, http.StatusOK, map[string]any{
 		"access_token": secretTok,
 		"token_type":   "Bearer",
 		"expires_in":   int(ttl.Seconds()),

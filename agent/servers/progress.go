@@ -1,9 +1,9 @@
-package agent
+package servers
 
 import "sync"
 
-// progressEvent is one event of the spawn progress stream, in JupyterHub's shape.
-type progressEvent struct {
+// Event is one event of the spawn progress stream, in JupyterHub's shape.
+type Event struct {
 	Progress    int    `json:"progress"`
 	Message     string `json:"message"`
 	HTMLMessage string `json:"html_message,omitempty"`
@@ -12,25 +12,27 @@ type progressEvent struct {
 	URL         string `json:"url,omitempty"`
 }
 
-// spawnProgress collects the events of one spawn so that any number of watchers (the API, the
+// Progress collects the events of one spawn so that any number of watchers (the API, the
 // spawn-pending page) can replay them from the start and then follow along.
-type spawnProgress struct {
+type Progress struct {
 	mu      sync.Mutex
-	events  []progressEvent
+	events  []Event
 	changed chan struct{} // closed and replaced whenever an event arrives
 	fin     chan struct{} // closed by the ready or failed event
 	cancel  func()        // cancels the spawn (a stop asked for it)
 }
 
-func newSpawnProgress() *spawnProgress {
-	return &spawnProgress{changed: make(chan struct{}), fin: make(chan struct{}), cancel: func() {}}
+// NewProgress makes an empty stream.
+func NewProgress() *Progress {
+	return &Progress{changed: make(chan struct{}), fin: make(chan struct{}), cancel: func() {}}
 }
 
-func (p *spawnProgress) emit(ev progressEvent) {
+// Emit adds an event; the stream ends with its first ready or failed event.
+func (p *Progress) Emit(ev Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.isDone() {
-		return // the stream ends with its first ready or failed event
+		return
 	}
 	p.events = append(p.events, ev)
 	close(p.changed)
@@ -40,25 +42,27 @@ func (p *spawnProgress) emit(ev progressEvent) {
 	}
 }
 
-func (p *spawnProgress) step(progress int, msg string) {
-	p.emit(progressEvent{Progress: progress, Message: msg})
+// Step adds a plain progress message.
+func (p *Progress) Step(progress int, msg string) {
+	p.Emit(Event{Progress: progress, Message: msg})
 }
 
-// since returns the events after the first n, a channel that closes on the next one, and whether
+// Since returns the events after the first n, a channel that closes on the next one, and whether
 // the stream has ended.
-func (p *spawnProgress) since(n int) ([]progressEvent, <-chan struct{}, bool) {
+func (p *Progress) Since(n int) ([]Event, <-chan struct{}, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var out []progressEvent
+	var out []Event
 	if n < len(p.events) {
 		out = append(out, p.events[n:]...)
 	}
 	return out, p.changed, p.isDone()
 }
 
-func (p *spawnProgress) finished() <-chan struct{} { return p.fin }
+// Finished closes when the spawn is ready or has failed.
+func (p *Progress) Finished() <-chan struct{} { return p.fin }
 
-func (p *spawnProgress) isDone() bool {
+func (p *Progress) isDone() bool {
 	select {
 	case <-p.fin:
 		return true
@@ -67,12 +71,12 @@ func (p *spawnProgress) isDone() bool {
 	}
 }
 
-// last returns the newest event.
-func (p *spawnProgress) last() progressEvent {
+// Last returns the newest event.
+func (p *Progress) Last() Event {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if len(p.events) == 0 {
-		return progressEvent{}
+		return Event{}
 	}
 	return p.events[len(p.events)-1]
 }

@@ -1,0 +1,264 @@
+// Package api is the JupyterHub REST API under /hub/api: users, servers and their progress,
+// tokens, activity, and the router table. Handlers resolve the caller through the auth layer and
+// start and stop servers through the lifecycle core; they hold no state of their own.
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
+)
+
+// API serves the REST API.
+type API struct {
+	cfg     config.Config
+	prefix  string
+	store   *store.Store
+	servers *servers.Manager
+	gate    *auth.Gate
+	log     *slog.Logger
+}
+
+// New makes the API.
+func New(cfg config.Config, st *store.Store, sv *servers.Manager, gate *auth.Gate, log *slog.Logger) *API {
+	return &API{cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: st, servers: sv, gate: gate, log: log}
+}
+
+// apiHandler is an API endpoint that runs once the caller is known.
+type apiHandler func(w http.ResponseWriter, r *http.Request, c *auth.Caller)
+
+// methods dispatches on the HTTP method with a JSON 405 for the rest; ServeMux's own is plain text.
+type methods map[string]apiHandler
+
+// Register mounts the API under <base>/hub/api; the OAuth provider mounts its own endpoints there.
+func (a *API) Register(mux *http.ServeMux) {
+	api := a.prefix + "/hub/api"
+	public := func(fn http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			// The single-user server and the idle culler probe these from other origins.
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			fn(w, r)
+		}
+	}
+	mux.HandleFunc(api, public(a.root))
+	mux.HandleFunc(api+"/{$}", public(a.root))
+	mux.HandleFunc(api+"/health", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc(api+"/", func(w http.ResponseWriter, r *http.Request) {
+		web.Error(w, http.StatusNotFound, "no API endpoint at %s", r.URL.Path)
+	})
+	mux.Handle(api+"/info", a.authed(methods{"GET": a.info}))
+	mux.Handle(api+"/user", a.authed(methods{"GET": a.self}))
+	mux.Handle(api+"/users", a.authed(methods{"GET": a.listUsers, "POST": a.createUsers}))
+	mux.Handle(api+"/users/{name}", a.authed(methods{
+		"GET": a.getUser, "POST": a.createUser, "PATCH": a.patchUser, "DELETE": a.deleteUser,
+	}))
+	mux.Handle(api+"/users/{name}/activity", a.authed(methods{"POST": a.activity}))
+	mux.Handle(api+"/users/{name}/server", a.authed(methods{"POST": a.startServer, "DELETE": a.stopServer}))
+	mux.Handle(api+"/users/{name}/server/progress", a.authed(methods{"GET": a.progress}))
+	mux.Handle(api+"/users/{name}/tokens", a.authed(methods{"GET": a.listTokens, "POST": a.createToken}))
+	mux.Handle(api+"/users/{name}/tokens/{id}", a.authed(methods{"GET": a.getToken, "DELETE": a.deleteToken}))
+	named := func(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+		web.Error(w, http.StatusBadRequest, "named servers are not enabled on this hub; use /users/{name}/server")
+	}
+	mux.Handle(api+"/users/{name}/servers/{server}", a.authed(methods{"POST": named, "DELETE": named}))
+	mux.Handle(api+"/users/{name}/servers/{server}/progress", a.authed(methods{"GET": named}))
+	mux.Handle(api+"/proxy", a.authed(methods{"GET": a.proxy}))
+}
+
+// authed resolves the caller from a token (Authorization header) or the login cookie, and
+// answers 403 when there is neither: JupyterHub clients treat 403, not 401, as "not logged in".
+func (a *API) authed(m methods) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fn, ok := m[r.Method]
+		if !ok {
+			allowed := make([]string, 0, len(m))
+			for k := range m {
+				allowed = append(allowed, k)
+			}
+			w.Header().Set("Allow", strings.Join(allowed, ", "))
+			web.Error(w, http.StatusMethodNotAllowed, "method %s not allowed here", r.Method)
+			return
+		}
+		c, err := a.gate.FromRequest(r)
+		if err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !a.gate.CheckXSRF(r, c) {
+			web.Error(w, http.StatusForbidden, "XSRF check failed: send the _xsrf token with cookie-authenticated requests")
+			return
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			web.Error(w, http.StatusForbidden, "missing or invalid credentials: send \"Authorization: token <token>\"")
+			return
+		}
+		if err != nil {
+			a.writeErr(w, err)
+			return
+		}
+		fn(w, r, c)
+	})
+}
+
+func (a *API) root(w http.ResponseWriter, r *http.Request) {
+	web.JSON(w, http.StatusOK, map[string]string{"version": web.Version})
+}
+
+func (a *API) info(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if !c.Scopes.HasAny("read:hub") {
+		web.Error(w, http.StatusForbidden, "requires scope read:hub")
+		return
+	}
+	web.JSON(w, http.StatusOK, map[string]any{
+		"version":        web.Version,
+		"python":         "",
+		"sys_executable": "",
+		"go":             runtime.Version(),
+		"authenticator":  map[string]string{"class": "jupyterhub-go." + a.cfg.Auth.Method, "version": web.Version},
+		"spawner":        map[string]string{"class": "jupyterhub-go.systemd", "version": web.Version},
+	})
+}
+
+// proxy shows the built-in router's table in configurable-http-proxy's shape, for tools that
+// inspect /hub/api/proxy.
+func (a *API) proxy(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if !c.Scopes["proxy"] {
+		web.Error(w, http.StatusForbidden, "requires scope proxy")
+		return
+	}
+	table := map[string]any{}
+	for _, e := range a.servers.Routes() {
+		spec := a.servers.URL(e.User, e.Server)
+		table[spec] = map[string]any{
+			"routespec": spec,
+			"target":    "http://127.0.0.1:" + strconv.Itoa(e.Port),
+			"data":      map[string]any{"user": e.User, "server_name": e.Server},
+		}
+	}
+	web.JSON(w, http.StatusOK, table)
+}
+
+// self is GET /hub/api/user: how single-user servers learn who a token belongs to.
+func (a *API) self(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	// Any valid token may identify its owner (JupyterHub's implicit identify scopes).
+	view := scopes.Set{}
+	for s := range c.Scopes {
+		view[s] = true
+	}
+	view["read:users:name!user="+c.User.Name] = true
+	view["read:users:groups!user="+c.User.Name] = true
+	model, err := a.userModel(r.Context(), c.User, view, false)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	model["scopes"] = c.Scopes.List()
+	model["session_id"] = nil
+	model["token_id"] = nil
+	if c.Token != nil {
+		model["token_id"] = c.Token.APIID()
+		if c.Token.SessionID != "" {
+			model["session_id"] = c.Token.SessionID
+		}
+	} else if c.Session != nil {
+		model["session_id"] = c.Session.ID
+	}
+	web.JSON(w, http.StatusOK, model)
+}
+
+// targetUser loads the user named in the path and checks the caller holds scope on them.
+// Without any hold on the user it answers 404, as JupyterHub does, so names are not probed.
+func (a *API) targetUser(w http.ResponseWriter, r *http.Request, c *auth.Caller, scope string) (store.User, bool) {
+	name := r.PathValue("name")
+	if err := web.ValidName(name); err != nil {
+		a.writeErr(w, err)
+		return store.User{}, false
+	}
+	u, err := a.store.GetUser(r.Context(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		if c.Scopes.HasAny(scope) {
+			web.Error(w, http.StatusNotFound, "no such user %s", name)
+		} else {
+			web.Error(w, http.StatusForbidden, "requires scope %s", scope)
+		}
+		return u, false
+	}
+	if err != nil {
+		a.writeErr(w, err)
+		return u, false
+	}
+	if !c.Scopes.Allows(scope, scopes.Target{User: u.Name, Groups: u.Groups, HasServer: true}) {
+		web.Error(w, http.StatusForbidden, "requires scope %s on user %s", scope, u.Name)
+		return u, false
+	}
+	return u, true
+}
+
+// paging reads offset and limit; with the pagination media type the default page is smaller.
+func paging(r *http.Request) (offset, limit int, paginated bool, err error) {
+	paginated = strings.Contains(r.Header.Get("Accept"), "application/jupyterhub-pagination+json")
+	const defaultLimit, maxLimit = 50, 200
+	limit = maxLimit
+	if paginated {
+		limit = defaultLimit
+	}
+	q := r.URL.Query()
+	if v := q.Get("offset"); v != "" {
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 {
+			return 0, 0, false, web.Errorf(http.StatusBadRequest, "offset must be a non-negative integer")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if limit, err = strconv.Atoi(v); err != nil {
+			return 0, 0, false, web.Errorf(http.StatusBadRequest, "limit must be an integer")
+		}
+		limit = max(1, min(limit, maxLimit))
+	}
+	return offset, limit, paginated, nil
+}
+
+// paginated wraps a page of items as JupyterHub's PaginatedList.
+func paginatedList(r *http.Request, items any, offset, limit, total int) map[string]any {
+	var next any
+	if offset+limit < total {
+		u := *r.URL
+		q := u.Query()
+		q.Set("offset", strconv.Itoa(offset+limit))
+		q.Set("limit", strconv.Itoa(limit))
+		u.RawQuery = q.Encode()
+		next = map[string]any{"offset": offset + limit, "limit": limit, "url": u.RequestURI()}
+	}
+	return map[string]any{
+		"items":       items,
+		"_pagination": map[string]any{"offset": offset, "limit": limit, "total": total, "next": next},
+	}
+}
+
+func boolQuery(q url.Values, key string) bool {
+	v, ok := q[key]
+	if !ok {
+		return false
+	}
+	return len(v) == 0 || v[0] == "" || v[0] == "1" || strings.EqualFold(v[0], "true")
+}
+
+// decodeJSON reads a JSON body of at most hub.max_body_bytes.
+func (a *API) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	return web.DecodeJSON(w, r, a.cfg.Hub.MaxBodyBytes, v)
+}
+
+// writeErr is web.WriteErr, with a start or stop that does not fit the server's state as 400.
+func (a *API) writeErr(w http.ResponseWriter, err error) {
+	if errors.Is(err, servers.ErrConflict) {
+		web.Error(w, http.StatusBadRequest, "%s", strings.TrimPrefix(err.Error(), servers.ErrConflict.Error()+": "))
+		return
+	}
+	web.WriteErr(w, err)
+}

@@ -1,0 +1,159 @@
+package api
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
+)
+
+func (a *API) tokenModel(u store.User, t store.Token) map[string]any {
+	return map[string]any{
+		"id":            t.APIID(),
+		"kind":          "api_token",
+		"user":          u.Name,
+		"roles":         []string{},
+		"scopes":        t.Scopes,
+		"note":          t.Note,
+		"created":       web.ISOTime(t.Created),
+		"last_activity": web.ISOTime(t.LastActivity),
+		"expires_at":    web.ISOTime(t.ExpiresAt),
+		"session_id":    nilIfEmpty(t.SessionID),
+		"oauth_client":  nilIfEmpty(t.OAuthClient),
+	}
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "read:tokens")
+	if !ok {
+		return
+	}
+	toks, err := a.store.Tokens(r.Context(), u.ID, store.KindAPI, store.KindOAuth)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	out := []map[string]any{}
+	for _, t := range toks {
+		out = append(out, a.tokenModel(u, t))
+	}
+	web.JSON(w, http.StatusOK, map[string]any{"api_tokens": out})
+}
+
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "tokens")
+	if !ok {
+		return
+	}
+	var body struct {
+		ExpiresIn *int64   `json:"expires_in"`
+		Note      string   `json:"note"`
+		Scopes    []string `json:"scopes"`
+		Roles     []string `json:"roles"`
+	}
+	if err := a.decodeJSON(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	req := body.Scopes
+	for _, role := range body.Roles { // deprecated, but old scripts still send roles
+		switch role {
+		case "user":
+			req = append(req, scopes.UserRole...)
+		case "admin":
+			req = append(req, scopes.AdminRole...)
+		case "token":
+			req = append(req, "inherit")
+		default:
+			web.Error(w, http.StatusBadRequest, "unknown role %q (known: user, admin, token)", role)
+			return
+		}
+	}
+	if len(req) == 0 {
+		req = []string{"inherit"}
+	}
+	owner := scopes.ForUser(u.Name, u.Admin)
+	for _, s := range req {
+		if !scopes.Known(s) {
+			web.Error(w, http.StatusBadRequest, "unknown scope %q", s)
+			return
+		}
+	}
+	// A token may not hold more than its owner, nor more than whoever asks for it.
+	want := scopes.Expand(req, u.Name, owner)
+	for s := range want {
+		if !scopes.Intersect(scopes.Set{s: true}, owner)[s] || !scopes.Intersect(scopes.Set{s: true}, c.Scopes)[s] {
+			web.Error(w, http.StatusForbidden, "not allowed to create a token with scope %s", s)
+			return
+		}
+	}
+	t := store.Token{UserID: u.ID, Kind: store.KindAPI, Scopes: req, Note: body.Note}
+	if body.ExpiresIn != nil {
+		if *body.ExpiresIn <= 0 {
+			web.Error(w, http.StatusBadRequest, "expires_in must be a positive number of seconds, or null")
+			return
+		}
+		t.ExpiresAt = time.Now().Add(time.Duration(*body.ExpiresIn) * time.Second)
+	}
+	if t.Note == "" {
+		t.Note = "Requested via API by " + c.User.Name
+	}
+	t, secret, err := a.store.CreateToken(r.Context(), t)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	a.log.Info("token created", "user", u.Name, "token_id", t.APIID(), "by", c.User.Name)
+	m := a.tokenModel(u, t)
+	m["token"] = secret
+	web.JSON(w, http.StatusCreated, m)
+}
+
+func (a *API) getToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "read:tokens")
+	if !ok {
+		return
+	}
+	id, ok := store.ParseAPIID(r.PathValue("id"))
+	if !ok {
+		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
+		return
+	}
+	t, err := a.store.TokenByID(r.Context(), u.ID, id)
+	if err != nil || t.Kind == store.KindServer {
+		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
+		return
+	}
+	web.JSON(w, http.StatusOK, a.tokenModel(u, t))
+}
+
+func (a *API) deleteToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "tokens")
+	if !ok {
+		return
+	}
+	id, ok := store.ParseAPIID(r.PathValue("id"))
+	if !ok {
+		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
+		return
+	}
+	if t, err := a.store.TokenByID(r.Context(), u.ID, id); err != nil || t.Kind == store.KindServer {
+		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
+		return
+	}
+	if err := a.store.DeleteToken(r.Context(), u.ID, id); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

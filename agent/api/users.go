@@ -1,0 +1,383 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
+)
+
+// userModel builds JupyterHub's user model, with only the fields the caller's scopes may read.
+func (a *API) userModel(ctx context.Context, u store.User, set scopes.Set, includeStopped bool) (map[string]any, error) {
+	t := scopes.Target{User: u.Name, Groups: u.Groups}
+	m := map[string]any{"kind": "user", "name": u.Name}
+	roles := []string{"user"}
+	if u.Admin {
+		roles = append(roles, "admin")
+	}
+	servers, err := a.store.Servers(ctx, u.ID, !includeStopped)
+	if err != nil {
+		return nil, err
+	}
+	var def *store.Server
+	for i := range servers {
+		if servers[i].Name == "" {
+			def = &servers[i]
+		}
+	}
+	if set.Allows("read:users:name", t) {
+		m["admin"] = u.Admin
+	}
+	if set.Allows("read:users:groups", t) {
+		m["groups"] = u.Groups
+	}
+	if set.Allows("read:users:activity", t) {
+		m["last_activity"] = web.ISOTime(u.LastActivity)
+	}
+	if set.Allows("read:roles:users", t) {
+		m["roles"], m["admin"] = roles, u.Admin
+	}
+	if set.Allows("read:users", t) {
+		m["admin"], m["roles"], m["created"] = u.Admin, roles, web.ISOTime(u.Created)
+		m["server"], m["pending"] = nil, nil
+		if def != nil && def.State != store.Stopped {
+			m["pending"] = pendingOf(def.State)
+			if def.State == store.Running {
+				m["server"] = a.servers.URL(u.Name, "")
+			}
+		}
+		m["auth_state"] = nil
+	}
+	if set.Allows("admin:auth_state", t) {
+		m["auth_state"] = a.gate.AuthState(ctx, u)
+	}
+	if set.Allows("read:servers", t) {
+		sm := map[string]any{}
+		for _, sv := range servers {
+			sm[sv.Name] = a.serverModel(sv, set.Allows("admin:server_state", t))
+		}
+		m["servers"] = sm
+	}
+	return m, nil
+}
+
+func pendingOf(state string) any {
+	switch state {
+	case store.Spawning:
+		return "spawn"
+	case store.Stopping:
+		return "stop"
+	}
+	return nil
+}
+
+func (a *API) serverModel(sv store.Server, withState bool) map[string]any {
+	progress := a.prefix + "/hub/api/users/" + sv.UserName + "/server/progress"
+	if sv.Name != "" {
+		progress = a.prefix + "/hub/api/users/" + sv.UserName + "/servers/" + sv.Name + "/progress"
+	}
+	opts := any(map[string]any{})
+	if len(sv.UserOptions) > 0 {
+		opts = sv.UserOptions
+	}
+	m := map[string]any{
+		"name":              sv.Name,
+		"full_name":         sv.UserName + "/" + sv.Name,
+		"last_activity":     web.ISOTime(sv.LastActivity),
+		"started":           web.ISOTime(sv.Started),
+		"pending":           pendingOf(sv.State),
+		"ready":             sv.State == store.Running,
+		"stopped":           sv.State == store.Stopped,
+		"url":               a.servers.URL(sv.UserName, sv.Name),
+		"user_options":      opts,
+		"progress_url":      progress,
+		"full_url":          nil,
+		"full_progress_url": nil,
+	}
+	if withState {
+		m["state"] = map[string]any{"unit": sv.Unit, "port": sv.Port}
+	}
+	return m
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if !c.Scopes.HasAny("list:users") {
+		web.Error(w, http.StatusForbidden, "requires scope list:users")
+		return
+	}
+	offset, limit, paginated, err := paging(r)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	q := r.URL.Query()
+	state := q.Get("state")
+	switch state {
+	case "", "active", "ready", "inactive":
+	default:
+		web.Error(w, http.StatusBadRequest, "state must be one of active, ready, inactive; not %q", state)
+		return
+	}
+	sort := q.Get("sort")
+	switch sort {
+	case "", "id", "-id", "name", "-name", "last_activity", "-last_activity":
+	default:
+		web.Error(w, http.StatusBadRequest, "sort must be id, name or last_activity, optionally with a leading '-'")
+		return
+	}
+	users, total, err := a.store.ListUsers(r.Context(), store.UserQuery{
+		Offset: offset, Limit: limit, State: state, NameFilter: q.Get("name_filter"), Sort: sort,
+	})
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	items := []map[string]any{}
+	for _, u := range users {
+		if !c.Scopes.Allows("list:users", scopes.Target{User: u.Name, Groups: u.Groups}) {
+			continue // filtered scopes see only their own users
+		}
+		m, err := a.userModel(r.Context(), u, c.Scopes, boolQuery(q, "include_stopped_servers"))
+		if err != nil {
+			a.writeErr(w, err)
+			return
+		}
+		items = append(items, m)
+	}
+	if !paginated {
+		if total > offset+len(users) {
+			a.log.Info("truncated user list: ask with Accept: application/jupyterhub-pagination+json to page through all", "total", total, "limit", limit)
+		}
+		web.JSON(w, http.StatusOK, items)
+		return
+	}
+	web.JSON(w, http.StatusOK, paginatedList(r, items, offset, limit, total))
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "read:users:name")
+	if !ok {
+		return
+	}
+	m, err := a.userModel(r.Context(), u, c.Scopes, boolQuery(r.URL.Query(), "include_stopped_servers"))
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, m)
+}
+
+func (a *API) createUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if !c.Scopes["admin:users"] {
+		web.Error(w, http.StatusForbidden, "requires scope admin:users")
+		return
+	}
+	var body struct {
+		Usernames []string `json:"usernames"`
+		Admin     bool     `json:"admin"`
+	}
+	if err := a.decodeJSON(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	if len(body.Usernames) == 0 {
+		web.Error(w, http.StatusBadRequest, "body must list the users to create: {\"usernames\": [...]}")
+		return
+	}
+	for _, name := range body.Usernames {
+		if err := web.ValidName(name); err != nil {
+			a.writeErr(w, err)
+			return
+		}
+	}
+	created := []map[string]any{}
+	for _, name := range body.Usernames {
+		u, err := a.store.CreateUser(r.Context(), name, body.Admin)
+		if errors.Is(err, store.ErrExists) {
+			continue
+		}
+		if err != nil {
+			a.writeErr(w, err)
+			return
+		}
+		a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.User.Name)
+		m, _ := a.userModel(r.Context(), u, c.Scopes, false)
+		created = append(created, m)
+	}
+	if len(created) == 0 {
+		web.Error(w, http.StatusConflict, "all of these users already exist")
+		return
+	}
+	web.JSON(w, http.StatusCreated, created)
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	name := r.PathValue("name")
+	if !c.Scopes["admin:users"] {
+		web.Error(w, http.StatusForbidden, "requires scope admin:users")
+		return
+	}
+	if err := web.ValidName(name); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	var body struct {
+		Admin bool `json:"admin"`
+	}
+	if err := a.decodeJSON(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	u, err := a.store.CreateUser(r.Context(), name, body.Admin)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.User.Name)
+	m, _ := a.userModel(r.Context(), u, c.Scopes, false)
+	web.JSON(w, http.StatusCreated, m)
+}
+
+func (a *API) patchUser(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "admin:users")
+	if !ok {
+		return
+	}
+	var body struct {
+		Name  *string `json:"name"`
+		Admin *bool   `json:"admin"`
+	}
+	if err := a.decodeJSON(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	if body.Name != nil {
+		if err := web.ValidName(*body.Name); err != nil {
+			a.writeErr(w, err)
+			return
+		}
+		if *body.Name != u.Name {
+			// A running server's unit, cookies and OAuth client carry the old name.
+			if active, _ := a.store.Servers(r.Context(), u.ID, true); len(active) > 0 {
+				web.Error(w, http.StatusBadRequest, "stop %s's servers before renaming", u.Name)
+				return
+			}
+		}
+	}
+	u, err := a.store.UpdateUser(r.Context(), u.Name, store.UserPatch{Name: body.Name, Admin: body.Admin})
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	m, _ := a.userModel(r.Context(), u, c.Scopes, false)
+	web.JSON(w, http.StatusOK, m)
+}
+
+func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "delete:users")
+	if !ok {
+		return
+	}
+	if u.ID == c.User.ID {
+		web.Error(w, http.StatusBadRequest, "cannot delete yourself")
+		return
+	}
+	servers, err := a.store.Servers(r.Context(), u.ID, true)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	for _, sv := range servers {
+		if sv.State == store.Stopping {
+			web.Error(w, http.StatusBadRequest, "%s's server is still stopping; try again shortly", u.Name)
+			return
+		}
+		done, err := a.servers.Stop(sv)
+		if err != nil {
+			a.writeErr(w, err)
+			return
+		}
+		select {
+		case <-done:
+		case <-time.After(a.cfg.Spawner.StopTimeout.D()):
+			web.Error(w, http.StatusBadRequest, "%s's server did not stop in time; try again shortly", u.Name)
+			return
+		}
+	}
+	if err := a.store.DeleteUser(r.Context(), u.Name); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	a.log.Info("user deleted", "user", u.Name, "by", c.User.Name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// activity is how single-user servers report that someone used them.
+func (a *API) activity(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	u, ok := a.targetUser(w, r, c, "users:activity")
+	if !ok {
+		return
+	}
+	var body struct {
+		LastActivity *time.Time `json:"last_activity"`
+		Servers      map[string]struct {
+			LastActivity *time.Time `json:"last_activity"`
+		} `json:"servers"`
+	}
+	if err := a.decodeJSON(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	if body.LastActivity == nil && body.Servers == nil {
+		web.Error(w, http.StatusBadRequest, "body needs last_activity and/or servers")
+		return
+	}
+	check := func(t *time.Time) bool {
+		if t != nil && time.Until(*t) > 59*time.Minute {
+			web.Error(w, http.StatusBadRequest, "last_activity %s is in the future", t.Format(time.RFC3339))
+			return false
+		}
+		return true
+	}
+	if !check(body.LastActivity) {
+		return
+	}
+	servers, err := a.store.Servers(r.Context(), u.ID, false)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	byName := map[string]store.Server{}
+	for _, sv := range servers {
+		byName[sv.Name] = sv
+	}
+	for name, s := range body.Servers {
+		if _, ok := byName[name]; !ok {
+			web.Error(w, http.StatusBadRequest, "no such server %q for user %s", name, u.Name)
+			return
+		}
+		if !check(s.LastActivity) {
+			return
+		}
+	}
+	for name, s := range body.Servers {
+		if s.LastActivity != nil {
+			if err := a.store.TouchServer(r.Context(), byName[name].ID, *s.LastActivity); err != nil {
+				a.writeErr(w, err)
+				return
+			}
+		}
+	}
+	if body.LastActivity != nil {
+		if err := a.store.TouchUser(r.Context(), u.ID, *body.LastActivity); err != nil {
+			a.writeErr(w, err)
+			return
+		}
+	}
+	w.WriteHeader(http.StatusOK)
+}

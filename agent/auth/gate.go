@@ -1,0 +1,254 @@
+// Package auth is the login, session and XSRF layer the hub's HTTP surfaces share: it says who is
+// calling (an API token or the login cookie) and what they may do, starts and ends login
+// sessions, guards cookie-authenticated requests with XSRF tokens, and decides who may log in and
+// who is an admin. Authenticators (PAM) and identity providers (OpenID Connect) plug in through the
+// interfaces in identity.go; this package knows neither.
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// LoginCookie is the hub's login cookie, sent only to /hub/ paths.
+const LoginCookie = "jupyterhub-hub-login"
+
+// Caller is who is making a request and what they may do.
+type Caller struct {
+	User    store.User
+	Scopes  scopes.Set
+	Token   *store.Token   // set for token-authenticated requests
+	Session *store.Session // set for cookie-authenticated requests
+}
+
+// Gate resolves callers and keeps their sessions.
+type Gate struct {
+	cfg     config.Config
+	store   *store.Store
+	idp     IdentityProvider // nil for password logins
+	secret  []byte           // signs cookies and XSRF tokens
+	sealer  *sealer          // encrypts identity-provider tokens at rest
+	prefix  string
+	trusted []netip.Prefix
+	log     *slog.Logger
+}
+
+// New makes a Gate. secret signs cookies and XSRF tokens; sealKey (32 bytes) encrypts what an
+// identity provider hands the hub; idp is nil for password logins.
+func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealKey []byte, log *slog.Logger) (*Gate, error) {
+	sl, err := newSealer(sealKey)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log}
+	for _, p := range cfg.Hub.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			return nil, err // Validate refuses these first
+		}
+		g.trusted = append(g.trusted, pfx)
+	}
+	return g, nil
+}
+
+// IdP is the identity provider logins go through, or nil for password logins.
+func (g *Gate) IdP() IdentityProvider { return g.idp }
+
+// tokenFromHeader accepts "token X" and "bearer X", case-insensitively, as JupyterHub does.
+func tokenFromHeader(r *http.Request) string {
+	scheme, tok, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	if !ok {
+		return ""
+	}
+	switch strings.ToLower(scheme) {
+	case "token", "bearer":
+		return strings.TrimSpace(tok)
+	}
+	return ""
+}
+
+// HasToken reports whether the request carries an API token (rather than relying on the cookie).
+func HasToken(r *http.Request) bool { return tokenFromHeader(r) != "" }
+
+// FromRequest resolves the caller from a token in the Authorization header or else the login
+// cookie; store.ErrNotFound if there is neither.
+func (g *Gate) FromRequest(r *http.Request) (*Caller, error) {
+	if tok := tokenFromHeader(r); tok != "" {
+		return g.FromToken(r.Context(), tok)
+	}
+	return g.FromCookie(r)
+}
+
+// FromToken resolves an API token. A token holds at most its owner's scopes, whatever it was
+// created with: an owner who lost admin loses it on their tokens too.
+func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
+	tok, err := g.store.LookupToken(ctx, secret)
+	if err != nil {
+		return nil, err
+	}
+	u, err := g.store.UserByID(ctx, tok.UserID)
+	if err != nil {
+		return nil, err
+	}
+	if time.Since(tok.LastActivity) > time.Minute {
+		g.store.TouchToken(ctx, tok.ID, time.Now())
+	}
+	owner := scopes.ForUser(u.Name, u.Admin)
+	set := scopes.Intersect(scopes.Expand(tok.Scopes, u.Name, owner), owner)
+	return &Caller{User: u, Scopes: set, Token: &tok}, nil
+}
+
+// FromCookie resolves the hub login cookie.
+func (g *Gate) FromCookie(r *http.Request) (*Caller, error) {
+	c, err := r.Cookie(LoginCookie)
+	if err != nil {
+		return nil, store.ErrNotFound
+	}
+	secret, ok := g.Unsign(c.Value)
+	if !ok {
+		return nil, store.ErrNotFound
+	}
+	sess, err := g.store.LookupSession(r.Context(), secret)
+	if err != nil {
+		return nil, err
+	}
+	u, err := g.store.UserByID(r.Context(), sess.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return &Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin), Session: &sess}, nil
+}
+
+// Sign binds a cookie value to this hub's secret, so junk is refused before the database.
+func (g *Gate) Sign(v string) string { return v + "." + g.mac("cookie", v) }
+
+// Unsign checks a signed value and returns what was signed.
+func (g *Gate) Unsign(s string) (string, bool) {
+	v, sig, ok := strings.Cut(s, ".")
+	return v, ok && hmac.Equal([]byte(sig), []byte(g.mac("cookie", v)))
+}
+
+func (g *Gate) mac(purpose, v string) string {
+	m := hmac.New(sha256.New, g.secret)
+	m.Write([]byte(purpose + "\x00" + v))
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// XSRFToken is the form token of a login session.
+func (g *Gate) XSRFToken(sess *store.Session) string { return g.mac("xsrf", sess.ID) }
+
+// CheckXSRF guards cookie-authenticated state changes: the token must come in a form field or header.
+func (g *Gate) CheckXSRF(r *http.Request, c *Caller) bool {
+	if c.Session == nil {
+		return true // token-authenticated requests cannot be forged by another site
+	}
+	got := r.Header.Get("X-XSRFToken")
+	if got == "" {
+		got = r.FormValue("_xsrf")
+	}
+	return hmac.Equal([]byte(got), []byte(g.XSRFToken(c.Session)))
+}
+
+// Secure reports whether the browser reached us over TLS, believing X-Forwarded-Proto only
+// from trusted proxies.
+func (g *Gate) Secure(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if g.FromTrustedProxy(r) {
+		return strings.EqualFold(firstValue(r.Header.Get("X-Forwarded-Proto")), "https")
+	}
+	return strings.HasPrefix(g.cfg.Hub.PublicURL, "https://")
+}
+
+// FromTrustedProxy reports whether the request came from one of hub.trusted_proxies.
+func (g *Gate) FromTrustedProxy(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	ip = ip.Unmap()
+	for _, p := range g.trusted {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func firstValue(v string) string {
+	first, _, _ := strings.Cut(v, ",")
+	return strings.TrimSpace(first)
+}
+
+// SafeNext keeps post-login redirects on this hub: a local absolute path, never "//host".
+func (g *Gate) SafeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+		return g.prefix + "/hub/home"
+	}
+	return next
+}
+
+// SafeNextOr is SafeNext with another fallback for an empty next.
+func (g *Gate) SafeNextOr(next, fallback string) string {
+	if next == "" {
+		return fallback
+	}
+	return g.SafeNext(next)
+}
+
+// StartSession records a login session and sets the login cookie.
+func (g *Gate) StartSession(w http.ResponseWriter, r *http.Request, u store.User, sess store.Session) error {
+	sess, secret, err := g.store.CreateSession(r.Context(), sess, g.cfg.Hub.CookieMaxAge.D())
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: LoginCookie, Value: g.Sign(secret), Path: g.prefix + "/hub/", HttpOnly: true,
+		Secure: g.Secure(r), SameSite: http.SameSiteLaxMode, MaxAge: int(g.cfg.Hub.CookieMaxAge.D().Seconds()),
+	})
+	g.log.Info("login", "user", u.Name, "admin", u.Admin, "groups", u.Groups, "session", sess.ID, "remote", r.RemoteAddr)
+	return nil
+}
+
+// EndSession ends the caller's login session, which also revokes the OAuth tokens issued under
+// it, so the user's server cookies stop working at their next check. It clears the login cookie
+// and returns where the browser should go: the identity provider's logout, so that the next login
+// there is not silent and instant, or the login page.
+func (g *Gate) EndSession(w http.ResponseWriter, r *http.Request) string {
+	target := g.prefix + "/hub/login"
+	if c, err := g.FromCookie(r); err == nil {
+		if err := g.store.DeleteSession(r.Context(), c.Session.ID); err != nil {
+			g.log.Error("logout", "user", c.User.Name, "err", err)
+		}
+		if g.idp != nil {
+			if sealed, _ := g.store.AuthState(r.Context(), c.User.ID); sealed != nil {
+				if state, err := g.sealer.open(sealed); err == nil {
+					if u := g.idp.LogoutURL(state); u != "" {
+						target = u
+					}
+				}
+				g.store.SetAuthState(r.Context(), c.User.ID, nil)
+			}
+		}
+		g.log.Info("logout", "user", c.User.Name)
+	}
+	http.SetCookie(w, &http.Cookie{Name: LoginCookie, Value: "", Path: g.prefix + "/hub/", MaxAge: -1, HttpOnly: true})
+	return target
+}

@@ -1,0 +1,270 @@
+// Package hubtest runs a whole hub for the tests of its HTTP surfaces: real wiring, a real sqlite
+// store in a temporary data dir, served on loopback. Servers are "spawned" through the real
+// lifecycle core with a step that serves a test handler on the server's port; systemd itself is
+// exercised by the VM suites (test/e2e).
+package hubtest
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// Hub is a running test hub.
+type Hub struct {
+	*agent.Hub
+	URL   string
+	t     *testing.T
+	units *Units
+}
+
+// New starts a hub with the default configuration, changed by opts, with no authenticator: tests
+// log users in with Login.
+func New(t *testing.T, opts ...func(*config.Config)) *Hub {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Hub.DataDir = t.TempDir()
+	cfg.Hub.MaxBodyBytes = 4096
+	for _, o := range opts {
+		o(&cfg)
+	}
+	units := NewUnits()
+	h, err := agent.New(context.Background(), cfg, agent.Deps{
+		Units: units, Steps: []servers.Step{units.Step()}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h.Handler())
+	t.Cleanup(func() { srv.Close(); units.closeAll(); h.Close() })
+	return &Hub{Hub: h, URL: srv.URL, t: t, units: units}
+}
+
+// User creates a user and returns an API token that inherits their scopes.
+func (h *Hub) User(name string, admin bool) string {
+	h.t.Helper()
+	ctx := context.Background()
+	u, err := h.Store().CreateUser(ctx, name, admin)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	_, secret, err := h.Store().CreateToken(ctx, store.Token{UserID: u.ID, Kind: store.KindAPI, Scopes: []string{"inherit"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return secret
+}
+
+// Login gives a cookie for a new login session of user name, as the login page would.
+func (h *Hub) Login(name string) *http.Cookie {
+	h.t.Helper()
+	u, err := h.Store().GetUser(context.Background(), name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	_, secret, err := h.Store().CreateSession(context.Background(), store.Session{UserID: u.ID}, time.Hour)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return &http.Cookie{Name: auth.LoginCookie, Value: h.Gate().Sign(secret)}
+}
+
+// Reply is an HTTP response, read whole.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes a reply that must be a JSON object.
+func (r Reply) JSON(t *testing.T) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.Body, &m); err != nil {
+		t.Fatalf("not a JSON object (%d): %s", r.Status, r.Body)
+	}
+	return m
+}
+
+// Do sends a request with an optional token and JSON body, and header name/value pairs; it does
+// not follow redirects.
+func (h *Hub) Do(method, path, token, body string, hdr ...string) Reply {
+	h.t.Helper()
+	req, _ := http.NewRequest(method, h.URL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "token "+token)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return Reply{resp.StatusCode, resp.Header, b}
+}
+
+// Serve starts user's default server through the lifecycle core, with handler standing in for
+// jupyterhub-singleuser, and returns once the router routes to it. The user is created if needed.
+func (h *Hub) Serve(user string, handler http.Handler) {
+	h.t.Helper()
+	ctx := context.Background()
+	u, err := h.Store().GetUser(ctx, user)
+	if err != nil {
+		h.User(user, false)
+		u, _ = h.Store().GetUser(ctx, user)
+	}
+	h.units.handle(user, handler)
+	prog, err := h.Servers().Start(u, "", nil)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	select {
+	case <-prog.Finished():
+	case <-time.After(30 * time.Second):
+		h.t.Fatal("the test server did not become ready")
+	}
+	if ev := prog.Last(); !ev.Ready {
+		h.t.Fatalf("spawn failed: %s", ev.Message)
+	}
+	h.units.ready(user)
+}
+
+// Units stands in for systemd in these tests: it is the spawn pipeline's last step (the "unit" is
+// an HTTP server on the server's port) and the core's view of which units run.
+type Units struct {
+	mu       sync.Mutex
+	handlers map[string]http.Handler // user → what their server serves
+	running  map[string]*unit        // unit name → server
+	units    map[string]string       // user → unit name
+}
+
+type unit struct {
+	srv   *http.Server
+	ready atomic.Bool // until the core has seen it answer, every request is its readiness probe
+}
+
+// NewUnits makes an empty stand-in.
+func NewUnits() *Units {
+	return &Units{handlers: map[string]http.Handler{}, running: map[string]*unit{}, units: map[string]string{}}
+}
+
+func (u *Units) handle(user string, h http.Handler) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.handlers[user] = h
+}
+
+func (u *Units) ready(user string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if un := u.running[u.units[user]]; un != nil {
+		un.ready.Store(true)
+	}
+}
+
+// Step is the spawn step that starts a stand-in unit.
+func (u *Units) Step() servers.Step { return unitStep{u} }
+
+type unitStep struct{ u *Units }
+
+func (unitStep) Name() string { return "unit" }
+
+func (s unitStep) Stop(ctx context.Context, sv store.Server) error { return s.u.Stop(ctx, sv.Unit) }
+
+func (s unitStep) Start(ctx context.Context, job *servers.Job) error {
+	u := s.u
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	h := u.handlers[job.User.Name]
+	if h == nil {
+		h = http.NotFoundHandler()
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(job.Server.Port)))
+	if err != nil {
+		return err
+	}
+	un := &unit{}
+	un.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !un.ready.Load() {
+			return // 200 to the readiness probe
+		}
+		h.ServeHTTP(w, r)
+	})}
+	go un.srv.Serve(ln)
+	u.running[job.Server.Unit] = un
+	u.units[job.User.Name] = job.Server.Unit
+	return nil
+}
+
+// Stop stops a stand-in unit.
+func (u *Units) Stop(ctx context.Context, name string) error {
+	u.mu.Lock()
+	un := u.running[name]
+	delete(u.running, name)
+	u.mu.Unlock()
+	if un != nil {
+		un.srv.Close()
+	}
+	return nil
+}
+
+func (u *Units) closeAll() {
+	u.mu.Lock()
+	names := make([]string, 0, len(u.running))
+	for n := range u.running {
+		names = append(names, n)
+	}
+	u.mu.Unlock()
+	for _, n := range names {
+		u.Stop(context.Background(), n)
+	}
+}
+
+// List is what runs, as the core sees it after a restart.
+func (u *Units) List(ctx context.Context) ([]servers.UnitState, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []servers.UnitState
+	for n := range u.running {
+		out = append(out, servers.UnitState{Unit: n, ActiveState: "active"})
+	}
+	return out, nil
+}
+
+// State says whether a stand-in unit runs.
+func (u *Units) State(ctx context.Context, name string) (servers.UnitState, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.running[name] != nil {
+		return servers.UnitState{Unit: name, ActiveState: "active"}, nil
+	}
+	return servers.UnitState{Unit: name, ActiveState: "inactive"}, nil
+}
+
+// Journal is empty: stand-in units log nothing.
+func (u *Units) Journal(ctx context.Context, unit string, lines int) ([]string, error) {
+	return nil, nil
+}

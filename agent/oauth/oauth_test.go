@@ -1,0 +1,94 @@
+package oauth_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/hubtest"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+)
+
+// The OAuth provider driven as jupyterhub-singleuser drives it, against a whole hub (agent/hubtest).
+
+func TestOAuthHandshakeAsSingleUserServerDoesIt(t *testing.T) {
+	th := hubtest.New(t)
+	th.User("alice", false)
+	th.User("bob", false)
+	ctx := context.Background()
+	u, _ := th.Store().GetUser(ctx, "alice")
+	sv, _ := th.Store().Server(ctx, u.ID, "")
+	// What the spawn pipeline's first step gives a single-user server: its token and OAuth client.
+	job := servers.NewJob(u, sv)
+	if err := (servers.Credentials{Store: th.Store()}).Start(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	serverToken := job.Env["JUPYTERHUB_API_TOKEN"]
+
+	authorize := "/hub/api/oauth2/authorize?client_id=jupyterhub-user-alice&redirect_uri=%2Fuser%2Falice%2Foauth_callback&response_type=code&state=xyz"
+	get := func(c *http.Cookie) *http.Response {
+		req, _ := http.NewRequest("GET", th.URL+authorize, nil)
+		if c != nil {
+			req.AddCookie(c)
+		}
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := get(nil); resp.StatusCode != 302 || !strings.HasPrefix(resp.Header.Get("Location"), "/hub/login?next=") {
+		t.Errorf("anonymous authorize = %d → %s", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if resp := get(th.Login("bob")); resp.StatusCode != 403 {
+		t.Errorf("bob authorizing for alice's server = %d, want 403", resp.StatusCode)
+	}
+	resp := get(th.Login("alice"))
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != 302 || loc.Path != "/user/alice/oauth_callback" || loc.Query().Get("state") != "xyz" {
+		t.Fatalf("alice authorize = %d → %s", resp.StatusCode, loc)
+	}
+	code := loc.Query().Get("code")
+
+	exchange := func(code, secret string) (int, map[string]any) {
+		form := url.Values{"client_id": {"jupyterhub-user-alice"}, "client_secret": {secret}, "grant_type": {"authorization_code"},
+			"code": {code}, "redirect_uri": {"/user/alice/oauth_callback"}}
+		resp, err := http.PostForm(th.URL+"/hub/api/oauth2/token", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var m map[string]any
+		json.NewDecoder(resp.Body).Decode(&m)
+		return resp.StatusCode, m
+	}
+	if status, _ := exchange(code, "wrong-secret"); status != 401 {
+		t.Errorf("exchange with a wrong client secret = %d, want 401", status)
+	}
+	status, tok := exchange(code, serverToken)
+	if status != 200 || tok["token_type"] != "Bearer" {
+		t.Fatalf("exchange = %d %v", status, tok)
+	}
+	if status, _ := exchange(code, serverToken); status != 400 {
+		t.Errorf("replayed code = %d, want 400", status)
+	}
+	r := th.Do("GET", "/hub/api/user", tok["access_token"].(string), "")
+	m := r.JSON(t)
+	if r.Status != 200 || m["name"] != "alice" || !strings.Contains(string(r.Body), `"access:servers!server=alice/"`) {
+		t.Errorf("/user with the OAuth token = %d %s", r.Status, r.Body)
+	}
+	if _, ok := m["servers"]; ok {
+		t.Errorf("an access-only token sees alice's servers: %s", r.Body)
+	}
+
+	// Logging out revokes the OAuth tokens of that session.
+	sess, _ := th.Store().LookupToken(ctx, tok["access_token"].(string))
+	th.Store().DeleteSession(ctx, sess.SessionID)
+	if r := th.Do("GET", "/hub/api/user", tok["access_token"].(string), ""); r.Status != 403 {
+		t.Errorf("OAuth token after logout = %d, want 403", r.Status)
+	}
+}

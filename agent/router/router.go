@@ -1,0 +1,121 @@
+// Package router is the built-in proxy for /user/<name>/...: it sends each request, WebSocket and
+// server-sent event stream to the user's running server, or to the hub's page that explains why
+// there is none.
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strconv"
+	"strings"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
+)
+
+// Router serves <base>/user/.
+type Router struct {
+	prefix  string
+	servers *servers.Manager
+	gate    *auth.Gate
+	render  *pages.Renderer
+	log     *slog.Logger
+	proxy   *httputil.ReverseProxy
+}
+
+type routeCtxKey struct{}
+
+// New makes the router; prefix is the hub's base URL without its trailing slash.
+func New(prefix string, sv *servers.Manager, gate *auth.Gate, render *pages.Renderer, log *slog.Logger) *Router {
+	rt := &Router{prefix: prefix, servers: sv, gate: gate, render: render, log: log}
+	rt.proxy = rt.newProxy()
+	return rt
+}
+
+// Register mounts the router at <base>/user/.
+func (rt *Router) Register(mux *http.ServeMux) { mux.Handle(rt.prefix+"/user/", rt) }
+
+// newProxy builds the reverse proxy. The path stays as it came (single-user servers serve under
+// their prefix); cookies, Authorization, Origin and Sec-Fetch-* pass untouched because the
+// server's XSRF checks rely on them; WebSocket upgrades and SSE streams go straight through.
+func (rt *Router) newProxy() *httputil.ReverseProxy {
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 64
+	transport.ResponseHeaderTimeout = 0 // kernels and long polls may think for a while
+	return &httputil.ReverseProxy{
+		Transport: transport,
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			route := pr.In.Context().Value(routeCtxKey{}).(servers.Route)
+			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(route.Port))
+			pr.Out.Host = pr.In.Host
+			rt.forwardedHeaders(pr)
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			route := r.Context().Value(routeCtxKey{}).(servers.Route)
+			if errors.Is(err, context.Canceled) {
+				return // the browser went away
+			}
+			rt.log.Warn("proxy error", "path", r.URL.Path, "port", route.Port, "err", err)
+			go rt.servers.Check(route.ServerID)
+			rt.render.Error(w, r, http.StatusServiceUnavailable, "Server not responding",
+				"Your server did not answer the hub. It may have crashed or be overloaded; if this persists, stop and start it from the home page.")
+		},
+	}
+}
+
+// forwardedHeaders sets X-Forwarded-*; behind a trusted proxy (nginx) its values are kept, from
+// anyone else they are replaced, so a browser cannot claim to be on HTTPS or another address.
+func (rt *Router) forwardedHeaders(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	client, _, _ := net.SplitHostPort(in.RemoteAddr)
+	proto := "http"
+	if in.TLS != nil {
+		proto = "https"
+	}
+	if rt.gate.FromTrustedProxy(in) {
+		if prior := in.Header.Get("X-Forwarded-For"); prior != "" {
+			client = prior + ", " + client
+		}
+		if v := in.Header.Get("X-Forwarded-Proto"); v != "" {
+			proto = v
+		}
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			out.Header.Set("X-Forwarded-Host", v)
+		} else {
+			out.Header.Set("X-Forwarded-Host", in.Host)
+		}
+	} else {
+		out.Header.Set("X-Forwarded-Host", in.Host)
+	}
+	out.Header.Set("X-Forwarded-For", client)
+	out.Header.Set("X-Forwarded-Proto", proto)
+}
+
+// ServeHTTP routes /user/<name>/... to the user's server, or explains why it cannot.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, rt.prefix+"/user/")
+	name, _, _ := strings.Cut(rest, "/")
+	if name == "" || web.ValidName(name) != nil {
+		rt.render.Error(w, r, http.StatusNotFound, "Not found", "There is no such user.")
+		return
+	}
+	if !strings.Contains(rest, "/") {
+		// "/user/alice" → "/user/alice/": the server serves under the slash-terminated prefix.
+		http.Redirect(w, r, web.WithQuery(r.URL.Path+"/", r.URL.RawQuery), http.StatusFound)
+		return
+	}
+	if route, ok := rt.servers.Route(name, ""); ok {
+		rt.servers.Touch(route.ServerID)
+		rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, route)))
+		return
+	}
+	// Nothing routed: the hub's /hub/user/ page explains (login, wait, or start), as in JupyterHub.
+	http.Redirect(w, r, web.WithQuery(rt.prefix+"/hub/user/"+rest, r.URL.RawQuery), http.StatusFound)
+}

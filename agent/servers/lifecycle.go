@@ -1,0 +1,258 @@
+package servers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// Start marks a server as spawning and runs the pipeline in the background. If it is already
+// spawning, the running spawn's progress is returned. opts are the user_options the server
+// starts with.
+func (m *Manager) Start(u store.User, name string, opts json.RawMessage) (*Progress, error) {
+	ctx := m.life
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	sv, err := m.store.Server(ctx, u.ID, name)
+	if err != nil {
+		return nil, err
+	}
+	switch sv.State {
+	case store.Running:
+		return nil, conflict("%s's server is already running", u.Name)
+	case store.Spawning:
+		if p := m.spawns[sv.ID]; p != nil {
+			return p, nil
+		}
+		return nil, conflict("%s's server is starting", u.Name)
+	case store.Stopping:
+		return nil, conflict("%s's server is stopping; start it again once it has stopped", u.Name)
+	}
+	port, err := m.pickPort(ctx)
+	if err != nil {
+		return nil, err
+	}
+	sv.State, sv.Port, sv.Started, sv.UserOptions = store.Spawning, port, time.Time{}, opts
+	sv.Unit = m.opts.UnitName(u.Name, name)
+	if err := m.store.SaveServer(ctx, sv); err != nil {
+		return nil, err
+	}
+	prog := NewProgress()
+	spawnCtx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
+	prog.cancel = cancel
+	m.spawns[sv.ID] = prog
+	m.log.Info("spawn requested", "user", u.Name, "server", name, "unit", sv.Unit, "port", port)
+	go m.spawn(spawnCtx, cancel, u, sv, prog)
+	return prog, nil
+}
+
+func (m *Manager) spawn(ctx context.Context, cancel func(), u store.User, sv store.Server, prog *Progress) {
+	defer cancel()
+	start := time.Now()
+	prog.Step(0, "Server requested")
+	job := &Job{User: u, Server: sv, Env: map[string]string{}, progress: prog}
+	failed := func(undoFrom int, stepName string, err error) {
+		reason := err.Error()
+		switch {
+		case errors.Is(ctx.Err(), context.Canceled):
+			reason = "Spawn cancelled"
+		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+			reason = fmt.Sprintf("%v (spawner.start_timeout is %s)", err, m.opts.StartTimeout)
+		}
+		time.Sleep(300 * time.Millisecond) // let journald catch the unit's last words
+		journal, _ := m.units.Journal(context.WithoutCancel(ctx), sv.Unit, 20)
+		m.log.Warn("spawn failed", "user", u.Name, "server", sv.Name, "step", stepName, "err", reason, "journal", strings.Join(journal, "\n"))
+		undo := context.WithoutCancel(ctx)
+		for j := undoFrom; j >= 0; j-- {
+			if err := m.steps[j].Stop(undo, sv); err != nil {
+				m.log.Warn("undo spawn step", "user", u.Name, "step", m.steps[j].Name(), "err", err)
+			}
+		}
+		m.mu.Lock()
+		if m.stops[sv.ID] == nil { // a stop in progress records the outcome itself
+			sv.State = store.Stopped
+			if err := m.store.SaveServer(undo, sv); err != nil {
+				m.log.Error("record failed spawn", "user", u.Name, "err", err)
+			}
+		}
+		m.mu.Unlock()
+		prog.Emit(failedEvent(reason, journal))
+	}
+	for i, step := range m.steps {
+		if err := step.Start(ctx, job); err != nil {
+			failed(i, step.Name(), err)
+			return
+		}
+	}
+	if err := m.waitUp(ctx, sv); err != nil {
+		failed(len(m.steps)-1, "ready", err)
+		return
+	}
+	m.mu.Lock()
+	sv.State, sv.Started = store.Running, time.Now()
+	err := m.store.SaveServer(context.WithoutCancel(ctx), sv)
+	if err == nil {
+		m.routes[routeKey(u.Name, sv.Name)] = Route{ServerID: sv.ID, Port: sv.Port}
+	}
+	m.mu.Unlock()
+	if err != nil {
+		prog.Emit(failedEvent(err.Error(), nil))
+		return
+	}
+	m.activity.touch(sv.ID)
+	m.log.Info("server ready", "user", u.Name, "server", sv.Name, "unit", sv.Unit, "port", sv.Port, "seconds", time.Since(start).Seconds())
+	prog.Emit(m.ReadyEvent(sv))
+}
+
+// ReadyEvent is the last event of a successful spawn.
+func (m *Manager) ReadyEvent(sv store.Server) Event {
+	u := m.URL(sv.UserName, sv.Name)
+	return Event{
+		Progress: 100, Ready: true, URL: u,
+		Message:     "Server ready at " + u,
+		HTMLMessage: fmt.Sprintf(`Server ready at <a href="%s">%s</a>`, html.EscapeString(u), html.EscapeString(u)),
+	}
+}
+
+func failedEvent(reason string, journal []string) Event {
+	ev := Event{Progress: 100, Failed: true, Message: "Spawn failed: " + reason}
+	ev.HTMLMessage = "Spawn failed: " + html.EscapeString(reason)
+	if len(journal) > 0 {
+		ev.Message += "\nLast lines of the server's log:\n" + strings.Join(journal, "\n")
+		ev.HTMLMessage += "<pre>" + html.EscapeString(strings.Join(journal, "\n")) + "</pre>"
+	}
+	return ev
+}
+
+// waitUp polls the server's URL until it answers anything but a 5xx, as JupyterHub does, and
+// gives up early if the unit dies.
+func (m *Manager) waitUp(ctx context.Context, sv store.Server) error {
+	u := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(sv.Port)) + m.URL(sv.UserName, sv.Name)
+	client := &http.Client{
+		Timeout:       5 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	delay := 100 * time.Millisecond
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if resp, err := client.Do(req); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		st, err := m.units.State(ctx, sv.Unit)
+		if err == nil && !st.Running() {
+			return fmt.Errorf("unit %s exited before the server answered (state %s/%s, result %s)", sv.Unit, st.ActiveState, st.SubState, st.Result)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("server did not answer at %s: %w", u, ctx.Err())
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, time.Second)
+	}
+}
+
+// Stop marks a server as stopping and tears it down in the background; the channel closes when
+// it has stopped. A spawn in progress is cancelled first. Stopping a stopped server is done at once.
+func (m *Manager) Stop(sv store.Server) (<-chan struct{}, error) {
+	ctx := m.life
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ch := m.stops[sv.ID]; ch != nil {
+		return ch, nil
+	}
+	cur, err := m.store.Server(ctx, sv.UserID, sv.Name)
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	if cur.State == store.Stopped {
+		close(done)
+		return done, nil
+	}
+	cur.State = store.Stopping
+	if err := m.store.SaveServer(ctx, cur); err != nil {
+		return nil, err
+	}
+	delete(m.routes, routeKey(cur.UserName, cur.Name))
+	m.stops[cur.ID] = done
+	prog := m.spawns[cur.ID]
+	m.log.Info("stop requested", "user", cur.UserName, "server", cur.Name, "unit", cur.Unit)
+	go func() {
+		defer close(done)
+		if prog != nil {
+			prog.cancel()
+			<-prog.Finished()
+		}
+		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.StopTimeout)
+		defer cancel()
+		err := m.teardown(stopCtx, cur)
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		delete(m.stops, cur.ID)
+		delete(m.spawns, cur.ID)
+		if err != nil {
+			m.log.Error("stop server", "user", cur.UserName, "server", cur.Name, "err", err)
+			// Leave it marked running so nobody starts a second copy; the next reconcile retries.
+			cur.State = store.Running
+			m.store.SaveServer(stopCtx, cur)
+			return
+		}
+		cur.State = store.Stopped
+		if err := m.store.SaveServer(stopCtx, cur); err != nil {
+			m.log.Error("record stopped server", "user", cur.UserName, "err", err)
+			return
+		}
+		m.log.Info("server stopped", "user", cur.UserName, "server", cur.Name)
+	}()
+	return done, nil
+}
+
+// teardown runs every step's stop in reverse order; the first failure ends it, so a unit that
+// would not stop keeps its credentials.
+func (m *Manager) teardown(ctx context.Context, sv store.Server) error {
+	for i := len(m.steps) - 1; i >= 0; i-- {
+		if err := m.steps[i].Stop(ctx, sv); err != nil {
+			return fmt.Errorf("%s: %w", m.steps[i].Name(), err)
+		}
+	}
+	return nil
+}
+
+// pickPort finds a free loopback port in the port range that no other server holds.
+func (m *Manager) pickPort(ctx context.Context) (int, error) {
+	lo, hi := m.opts.PortLow, m.opts.PortHigh
+	taken := map[int]bool{}
+	servers, err := m.store.Servers(ctx, 0, true)
+	if err != nil {
+		return 0, err
+	}
+	for _, sv := range servers {
+		taken[sv.Port] = true
+	}
+	for range 100 {
+		p := lo + rand.IntN(hi-lo+1)
+		if taken[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		return p, nil
+	}
+	return 0, fmt.Errorf("no free port in spawner.port_range %d-%d", lo, hi)
+}

@@ -1,0 +1,74 @@
+package servers
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// Reconcile makes the store and systemd agree after a (re)start: units with a running record are
+// adopted again, so their routes work at once and no one has to respawn; records without a unit
+// are marked stopped and their steps' stop halves run (credentials released, ...); units nobody
+// knows are stopped.
+func (m *Manager) Reconcile(ctx context.Context) error {
+	units, err := m.units.List(ctx)
+	if err != nil {
+		return fmt.Errorf("list units: %w", err)
+	}
+	live := map[string]bool{}
+	for _, u := range units {
+		live[u.Unit] = u.Running()
+	}
+	servers, err := m.store.Servers(ctx, 0, true)
+	if err != nil {
+		return err
+	}
+	known := map[string]bool{}
+	adopted := 0
+	for _, sv := range servers {
+		known[sv.Unit] = true
+		switch {
+		case sv.State == store.Running && live[sv.Unit]:
+			m.mu.Lock()
+			m.routes[routeKey(sv.UserName, sv.Name)] = Route{ServerID: sv.ID, Port: sv.Port}
+			m.mu.Unlock()
+			adopted++
+			m.log.Info("adopted running server", "user", sv.UserName, "server", sv.Name, "unit", sv.Unit, "port", sv.Port)
+		case sv.State == store.Spawning && live[sv.Unit]:
+			// The hub died mid-spawn: the unit may still come up, but its progress and
+			// timeout died with the old process. Start over cleanly rather than guess.
+			m.log.Warn("server was mid-spawn when the hub stopped; stopping it so it can be started cleanly", "user", sv.UserName, "unit", sv.Unit)
+			m.finishStop(ctx, sv)
+		default:
+			if live[sv.Unit] {
+				m.log.Info("finishing interrupted stop", "user", sv.UserName, "unit", sv.Unit)
+			} else {
+				m.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "was", sv.State)
+			}
+			m.finishStop(ctx, sv)
+		}
+	}
+	for _, u := range units {
+		if !known[u.Unit] {
+			m.log.Warn("stopping unit that no server record owns", "unit", u.Unit)
+			if err := m.units.Stop(ctx, u.Unit); err != nil {
+				m.log.Error("stop unowned unit", "unit", u.Unit, "err", err)
+			}
+		}
+	}
+	m.log.Info("reconciled with systemd", "adopted", adopted, "records", len(servers), "units", len(units))
+	return nil
+}
+
+// finishStop runs every step's stop synchronously and records the server as stopped.
+func (m *Manager) finishStop(ctx context.Context, sv store.Server) {
+	if err := m.teardown(ctx, sv); err != nil {
+		m.log.Error("stop server", "user", sv.UserName, "err", err)
+		return
+	}
+	sv.State = store.Stopped
+	if err := m.store.SaveServer(ctx, sv); err != nil {
+		m.log.Error("record stopped server", "user", sv.UserName, "err", err)
+	}
+}

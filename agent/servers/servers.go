@@ -1,0 +1,230 @@
+// Package servers is the server lifecycle core: the one owner of every user server's state, the
+// route table the /user/ router reads, the progress of spawns and stops, and reconciling with the
+// units that outlived a hub restart. The REST API, the pages, the OAuth provider and the router
+// call it; none of them touches its lock or its maps.
+//
+// A server moves stopped → spawning → running → stopping → stopped. Each transition is written to
+// the store before the side effect it announces, so a crash in between is visible, and repaired by
+// Reconcile at the next start.
+//
+// # Spawn steps
+//
+// Starting a server runs an ordered list of Steps; each has a start half and a stop half, as in
+// Nomad's task runner. Start halves run in order; when one fails, the stop halves of that step and
+// every one before it run in reverse, and the failure is what the user reads on the progress
+// stream. Stopping a server runs every stop half in reverse. A stop half must work from the stored
+// server record alone (the hub may have restarted since the start half ran) and must be idempotent.
+//
+// To add a step (an NFS home, GPUs, a Vault token, ...):
+//
+//  1. In the concern's own package, write a type with Name, Start and Stop (see Step). Start may
+//     add environment variables for the server to Job.Env and report what it does with
+//     Job.Progress; Stop undoes it for a store.Server.
+//  2. Add one line for it in the step list in agent (spawnSteps in agent/wire.go), before the unit.
+//
+// TestStepsRunInOrderAndUndoInReverse in this package pins this contract down.
+package servers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// Units is what the core needs of the unit manager beyond the spawn steps: reconciling after a
+// restart, telling a dead server from a slow one, and the unit's last log lines for a failed spawn.
+// The spawner package implements it over D-Bus.
+type Units interface {
+	List(ctx context.Context) ([]UnitState, error)
+	State(ctx context.Context, unit string) (UnitState, error)
+	Stop(ctx context.Context, unit string) error
+	Journal(ctx context.Context, unit string, lines int) ([]string, error)
+}
+
+// UnitState is a unit's state as systemd reports it.
+type UnitState struct {
+	Unit        string
+	ActiveState string // "active", "activating", "inactive", "failed", ...
+	SubState    string
+	Result      string
+	MainPID     uint32
+}
+
+// Running reports whether the unit is up or on its way up.
+func (s UnitState) Running() bool {
+	switch s.ActiveState {
+	case "active", "activating", "reloading":
+		return true
+	}
+	return false
+}
+
+// Options configures a Manager.
+type Options struct {
+	Prefix       string                           // the hub's base URL without its trailing slash
+	UnitName     func(user, server string) string // the unit a server runs as
+	PortLow      int                              // servers listen on a loopback port in [PortLow, PortHigh]
+	PortHigh     int
+	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP
+	StopTimeout  time.Duration // bounds stopping a server
+	Logger       *slog.Logger
+}
+
+// Route is where a running server listens.
+type Route struct {
+	ServerID int64
+	Port     int
+}
+
+// ErrConflict is a start or stop that does not fit the server's current state.
+var ErrConflict = errors.New("conflict")
+
+func conflict(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrConflict}, args...)...)
+}
+
+// Manager owns the lifecycle of every user server.
+type Manager struct {
+	opts  Options
+	log   *slog.Logger
+	store *store.Store
+	units Units
+	steps []Step
+
+	// life is the hub's lifetime: spawns and stops outlive the request that asked for them.
+	life context.Context
+
+	mu     sync.Mutex          // guards the maps below and every read-modify-write of a server's state
+	routes map[string]Route    // "user/server" → running server
+	spawns map[int64]*Progress // server id → progress of its current or last spawn
+	stops  map[int64]chan struct{}
+
+	activity *activityLog
+}
+
+// New makes a Manager; steps is the spawn pipeline in order. Nothing runs until Start or Reconcile.
+func New(life context.Context, st *store.Store, units Units, steps []Step, opts Options) *Manager {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Manager{
+		opts: opts, log: opts.Logger, store: st, units: units, steps: steps, life: life,
+		routes:   map[string]Route{},
+		spawns:   map[int64]*Progress{},
+		stops:    map[int64]chan struct{}{},
+		activity: newActivityLog(),
+	}
+}
+
+func routeKey(user, server string) string { return user + "/" + server }
+
+// URL is the path a server is served under, e.g. "/user/alice/" or "/user/alice/gpu/".
+func URL(prefix, user, server string) string {
+	u := prefix + "/user/" + user + "/"
+	if server != "" {
+		u += server + "/"
+	}
+	return u
+}
+
+// URL is the path a server is served under on this hub.
+func (m *Manager) URL(user, server string) string { return URL(m.opts.Prefix, user, server) }
+
+// Route says where a running server listens; false if it is not running (or not yet ready).
+func (m *Manager) Route(user, server string) (Route, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rt, ok := m.routes[routeKey(user, server)]
+	return rt, ok
+}
+
+// RouteEntry is one row of the route table.
+type RouteEntry struct {
+	User, Server string
+	Route
+}
+
+// Routes lists every running server's route.
+func (m *Manager) Routes() []RouteEntry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]RouteEntry, 0, len(m.routes))
+	for key, rt := range m.routes {
+		for i := 0; i < len(key); i++ {
+			if key[i] == '/' {
+				out = append(out, RouteEntry{User: key[:i], Server: key[i+1:], Route: rt})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Progress returns the progress of a server's current or last spawn in this hub process, or nil.
+func (m *Manager) Progress(serverID int64) *Progress {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.spawns[serverID]
+}
+
+// LastFailure is why a stopped server's last spawn failed, if it did.
+func (m *Manager) LastFailure(sv store.Server) (string, bool) {
+	if sv.State != store.Stopped {
+		return "", false
+	}
+	if p := m.Progress(sv.ID); p != nil {
+		if ev := p.Last(); ev.Failed {
+			return ev.Message, true
+		}
+	}
+	return "", false
+}
+
+// Touch records traffic to a server; the activity is written to the store in batches.
+func (m *Manager) Touch(serverID int64) { m.activity.touch(serverID) }
+
+// Run does the periodic chores until ctx ends: writing activity, expiring old credentials. The
+// activity seen last is written before it returns.
+func (m *Manager) Run(ctx context.Context) {
+	flush := time.NewTicker(15 * time.Second)
+	expire := time.NewTicker(time.Hour)
+	defer flush.Stop()
+	defer expire.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			shut, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			m.activity.flush(shut, m.store, m.log)
+			cancel()
+			return
+		case <-flush.C:
+			m.activity.flush(ctx, m.store, m.log)
+		case <-expire.C:
+			if err := m.store.Expire(ctx); err != nil {
+				m.log.Warn("expire credentials", "err", err)
+			}
+		}
+	}
+}
+
+// Check looks at a server the router could not reach; if its unit is gone, the server is
+// recorded as stopped and its steps' stop halves run.
+func (m *Manager) Check(serverID int64) {
+	ctx, cancel := context.WithTimeout(m.life, 10*time.Second)
+	defer cancel()
+	sv, err := m.store.ServerByID(ctx, serverID)
+	if err != nil || sv.State != store.Running {
+		return
+	}
+	st, err := m.units.State(ctx, sv.Unit)
+	if err != nil || st.Running() {
+		return
+	}
+	m.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "state", st.ActiveState)
+	m.Stop(sv)
+}

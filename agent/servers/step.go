@@ -1,0 +1,37 @@
+package servers
+
+import (
+	"context"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// Step is one stage of starting a server (see the package doc for the contract).
+type Step interface {
+	// Name says what the step is in logs and errors, e.g. "unit".
+	Name() string
+	// Start does the step's part of a spawn. Its error is shown to the user as the reason the
+	// spawn failed, so it should say what went wrong in words they can act on.
+	Start(ctx context.Context, job *Job) error
+	// Stop undoes Start from the stored record alone; it must be idempotent.
+	Stop(ctx context.Context, sv store.Server) error
+}
+
+// Job is what the steps of one spawn share.
+type Job struct {
+	User   store.User
+	Server store.Server // Unit and Port are set before the first step runs
+	// Env is the server's environment as steps contribute it; the unit step starts the server
+	// with it.
+	Env map[string]string
+
+	progress *Progress
+}
+
+// NewJob makes a job for a step's own tests; the hub makes its jobs itself.
+func NewJob(u store.User, sv store.Server) *Job {
+	return &Job{User: u, Server: sv, Env: map[string]string{}, progress: NewProgress()}
+}
+
+// Progress puts a step on the stream the spawn-pending page shows; percent is the whole spawn's.
+func (j *Job) Progress(percent int, message string) { j.progress.Step(percent, message) }

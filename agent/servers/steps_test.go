@@ -1,0 +1,201 @@
+package servers_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/hubtest"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// recorder is a test-only step, shaped as a concern's step would be: it writes down its start and
+// stop halves in one shared log, and fails its start when told to.
+type recorder struct {
+	name string
+	log  *journal
+	fail bool
+}
+
+type journal struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (j *journal) add(s string) { j.mu.Lock(); j.lines = append(j.lines, s); j.mu.Unlock() }
+func (j *journal) take() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	out := j.lines
+	j.lines = nil
+	return out
+}
+
+func (r *recorder) Name() string { return r.name }
+
+func (r *recorder) Start(ctx context.Context, job *servers.Job) error {
+	r.log.add("start " + r.name)
+	if r.fail {
+		return errors.New(r.name + " is out of order")
+	}
+	job.Env["FROM_"+strings.ToUpper(r.name)] = "1"
+	job.Progress(20, r.name+" done")
+	return nil
+}
+
+// Stop sees only the stored record: it notes the unit it was handed, which comes from the store.
+func (r *recorder) Stop(ctx context.Context, sv store.Server) error {
+	r.log.add(fmt.Sprintf("stop %s %s", r.name, sv.Unit))
+	return nil
+}
+
+type core struct {
+	t     *testing.T
+	st    *store.Store
+	units *hubtest.Units
+	m     *servers.Manager
+	user  store.User
+}
+
+// newCore opens (or reopens, as after a hub restart) a store in dir and runs a core over it with
+// the given steps before the stand-in unit.
+func newCore(t *testing.T, dir string, units *hubtest.Units, steps ...servers.Step) *core {
+	t.Helper()
+	st, err := store.Open(context.Background(), filepath.Join(dir, "hub.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	m := servers.New(context.Background(), st, units, append(steps, units.Step()), servers.Options{
+		UnitName: func(user, server string) string { return "jupyter-" + user + ".service" },
+		PortLow:  40000, PortHigh: 49000, StartTimeout: 20 * time.Second, StopTimeout: 10 * time.Second,
+	})
+	u, err := st.GetUser(context.Background(), "alice")
+	if errors.Is(err, store.ErrNotFound) {
+		u, err = st.CreateUser(context.Background(), "alice", false)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &core{t: t, st: st, units: units, m: m, user: u}
+}
+
+func (c *core) spawn() servers.Event {
+	c.t.Helper()
+	prog, err := c.m.Start(c.user, "", nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case <-prog.Finished():
+	case <-time.After(20 * time.Second):
+		c.t.Fatal("spawn did not finish")
+	}
+	return prog.Last()
+}
+
+func (c *core) server() store.Server {
+	sv, err := c.st.Server(context.Background(), c.user.ID, "")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return sv
+}
+
+func TestStepsRunInOrderAndUndoInReverse(t *testing.T) {
+	log := &journal{}
+	gpu, vault := &recorder{name: "gpu", log: log}, &recorder{name: "vault", log: log}
+	c := newCore(t, t.TempDir(), hubtest.NewUnits(), gpu, vault)
+
+	if ev := c.spawn(); !ev.Ready {
+		t.Fatalf("spawn failed: %s", ev.Message)
+	}
+	if got := log.take(); !slices.Equal(got, []string{"start gpu", "start vault"}) {
+		t.Errorf("start halves ran as %q", got)
+	}
+	if _, ok := c.m.Route("alice", ""); !ok {
+		t.Error("a ready server has no route")
+	}
+
+	done, err := c.m.Stop(c.server())
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if got := log.take(); !slices.Equal(got, []string{"stop vault jupyter-alice.service", "stop gpu jupyter-alice.service"}) {
+		t.Errorf("stop halves ran as %q, want the reverse of the start", got)
+	}
+	if _, ok := c.m.Route("alice", ""); ok || c.server().State != store.Stopped {
+		t.Errorf("after stop: route kept or state %s", c.server().State)
+	}
+}
+
+func TestAFailingStepUndoesItselfAndEveryStepBefore(t *testing.T) {
+	log := &journal{}
+	first := &recorder{name: "home", log: log}
+	broken := &recorder{name: "gpu", log: log, fail: true}
+	never := &recorder{name: "vault", log: log}
+	c := newCore(t, t.TempDir(), hubtest.NewUnits(), first, broken, never)
+
+	ev := c.spawn()
+	if !ev.Failed || !strings.Contains(ev.Message, "gpu is out of order") {
+		t.Fatalf("last event %+v, want the failing step's reason", ev)
+	}
+	want := []string{"start home", "start gpu", "stop gpu jupyter-alice.service", "stop home jupyter-alice.service"}
+	if got := log.take(); !slices.Equal(got, want) {
+		t.Errorf("steps ran as %q, want %q", got, want)
+	}
+	if sv := c.server(); sv.State != store.Stopped {
+		t.Errorf("failed spawn left the server %s", sv.State)
+	}
+	if msg, ok := c.m.LastFailure(c.server()); !ok || !strings.Contains(msg, "gpu is out of order") {
+		t.Errorf("LastFailure = %q, %v", msg, ok)
+	}
+
+	broken.fail = false // once fixed, the same server starts
+	if ev := c.spawn(); !ev.Ready {
+		t.Errorf("spawn after the fix: %s", ev.Message)
+	}
+}
+
+func TestAfterARestartStopHalvesWorkFromTheStoredRecord(t *testing.T) {
+	dir, units := t.TempDir(), hubtest.NewUnits()
+	before := &journal{}
+	c := newCore(t, dir, units, &recorder{name: "vault", log: before})
+	if ev := c.spawn(); !ev.Ready {
+		t.Fatalf("spawn failed: %s", ev.Message)
+	}
+
+	// A new hub process: nothing in memory but what the store and the units say.
+	after := &journal{}
+	restarted := newCore(t, dir, units, &recorder{name: "vault", log: after})
+	if err := restarted.m.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := restarted.m.Route("alice", ""); !ok {
+		t.Fatal("a server whose unit still runs was not adopted")
+	}
+	if got := after.take(); len(got) != 0 {
+		t.Errorf("adopting a running server ran steps: %q", got)
+	}
+
+	// The unit dies while no hub watches; the next start cleans up from the record alone.
+	units.Stop(context.Background(), "jupyter-alice.service")
+	again := newCore(t, dir, units, &recorder{name: "vault", log: after})
+	if err := again.m.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := after.take(); !slices.Equal(got, []string{"stop vault jupyter-alice.service"}) {
+		t.Errorf("reconcile of a dead server ran %q, want the vault step's stop half", got)
+	}
+	if sv := again.server(); sv.State != store.Stopped {
+		t.Errorf("dead server left %s", sv.State)
+	}
+}

@@ -1,0 +1,167 @@
+// Package web holds the small HTTP helpers every surface of the hub shares: JupyterHub's JSON error
+// shape, body decoding with a size cap, and the request middleware. It knows nothing of users or
+// servers.
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// Version is the JupyterHub API level this hub implements; it is what X-JupyterHub-Version says,
+// so that stock single-user servers see a hub of the major version they expect.
+const Version = "5.3.0"
+
+// Error writes JupyterHub's JSON error shape.
+func Error(w http.ResponseWriter, status int, format string, args ...any) {
+	JSON(w, status, map[string]any{"status": status, "message": fmt.Sprintf(format, args...)})
+}
+
+// JSON writes v as the response body.
+func JSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+}
+
+// StatusError is an error with the HTTP status it should be answered with.
+type StatusError struct {
+	Status int
+	Msg    string
+}
+
+func (e *StatusError) Error() string { return e.Msg }
+
+// Errorf makes a StatusError.
+func Errorf(status int, format string, args ...any) error {
+	return &StatusError{status, fmt.Sprintf(format, args...)}
+}
+
+// WriteErr turns an error into a JSON error response: a StatusError keeps its status, the store's
+// not-found and exists become 404 and 409, anything else is the hub's fault (500).
+func WriteErr(w http.ResponseWriter, err error) {
+	var se *StatusError
+	switch {
+	case errors.As(err, &se):
+		Error(w, se.Status, "%s", se.Msg)
+	case errors.Is(err, store.ErrNotFound):
+		Error(w, http.StatusNotFound, "%v", err)
+	case errors.Is(err, store.ErrExists):
+		Error(w, http.StatusConflict, "%v", err)
+	default:
+		Error(w, http.StatusInternalServerError, "%v", err)
+	}
+}
+
+// DecodeJSON reads an optional JSON body of at most limit bytes into v. An empty body leaves v as
+// it is.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(http.StatusRequestEntityTooLarge, "request body over %d bytes (hub.max_body_bytes)", limit)
+		}
+		return Errorf(http.StatusBadRequest, "cannot read request body: %v", err)
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
+			return Errorf(http.StatusUnsupportedMediaType, "request body must be application/json, not %q", mt)
+		}
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return Errorf(http.StatusBadRequest, "malformed JSON body: %v", err)
+	}
+	return nil
+}
+
+// ValidName checks a user name taken from a URL or body.
+func ValidName(name string) error {
+	if err := config.ValidUsername(name); err != nil {
+		return &StatusError{http.StatusBadRequest, err.Error()}
+	}
+	return nil
+}
+
+// WithQuery appends a raw query to a path, if there is one.
+func WithQuery(path, rawQuery string) string {
+	if rawQuery == "" {
+		return path
+	}
+	return path + "?" + rawQuery
+}
+
+// ISOTime is JupyterHub's timestamp format; the zero time is null.
+func ISOTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UTC().Format("2006-01-02T15:04:05.000000Z")
+}
+
+// Middleware stamps the version header, refuses dot segments, and logs each request. quiet says
+// which paths log at debug level only (proxied traffic and keep-alives would drown the log).
+func Middleware(log *slog.Logger, quiet func(path string) bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-JupyterHub-Version", Version)
+		// ServeMux would answer "/hub/api/users/../x" with a redirect to the cleaned path; a
+		// path that tries to climb out of where it points is refused outright instead.
+		if HasDotSegment(r.URL.EscapedPath()) {
+			Error(w, http.StatusBadRequest, "path contains '.' or '..' segments")
+			return
+		}
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		level := slog.LevelInfo
+		if quiet(r.URL.Path) {
+			level = slog.LevelDebug
+		}
+		if rec.status >= 500 {
+			level = slog.LevelWarn
+		}
+		log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+	})
+}
+
+// HasDotSegment reports whether an escaped path has a "." or ".." segment, also percent-encoded.
+func HasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if u, err := url.PathUnescape(seg); err == nil && (u == "." || u == ".." || strings.Contains(u, "/..") || strings.Contains(u, "../")) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusRecorder remembers the status for the log. Unwrap lets http.ResponseController reach the
+// real writer, which the router needs to stream (SSE) and upgrade (WebSocket) through it.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int)        { s.status = code; s.ResponseWriter.WriteHeader(code) }
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+func (s *statusRecorder) Flush() {
+	if f, ok := s.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

@@ -1,0 +1,113 @@
+package spawner
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/user"
+	"strconv"
+	"strings"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// StepOptions is how each server's unit is built (the [spawner] section of the hub's config).
+type StepOptions struct {
+	Cmd        []string
+	Args       []string
+	Env        map[string]string // set last: overrides what other steps put in the environment
+	EnvKeep    []string          // copied from the hub's own environment, as JupyterHub's env_keep
+	Path       string
+	WorkingDir string // "" is the user's home; {USERNAME} is expanded
+	MemoryMax  uint64
+	CPUQuota   float64
+	TasksMax   uint64
+	Slice      string
+	Sandbox    Sandbox
+}
+
+// Step is the spawn step that runs the server itself: a transient unit as the user, built the way
+// JupyterHub's Spawner.get_env and systemdspawner would. It is the last step; the hub then waits
+// for the server to answer HTTP.
+type Step struct {
+	Units *Manager
+	Opts  StepOptions
+}
+
+// NewStep makes the unit step.
+func NewStep(units *Manager, opts StepOptions) Step { return Step{Units: units, Opts: opts} }
+
+func (Step) Name() string { return "unit" }
+
+func (s Step) Start(ctx context.Context, job *servers.Job) error {
+	spec, err := s.spec(job)
+	if err != nil {
+		return err
+	}
+	job.Progress(30, fmt.Sprintf("Starting unit %s as user %s", spec.Unit, spec.User))
+	if err := s.Units.Start(ctx, spec); err != nil {
+		return err
+	}
+	job.Progress(50, fmt.Sprintf("Unit %s is running; waiting for the server to answer on port %d", spec.Unit, job.Server.Port))
+	return nil
+}
+
+func (s Step) Stop(ctx context.Context, sv store.Server) error {
+	if sv.Unit == "" {
+		return nil
+	}
+	if err := s.Units.Stop(ctx, sv.Unit); err != nil {
+		return fmt.Errorf("stop unit %s: %w", sv.Unit, err)
+	}
+	return nil
+}
+
+// spec builds the unit: the account's home and a login-like environment, the limits and
+// sandboxing from the options, and whatever the earlier steps put into job.Env.
+func (s Step) spec(job *servers.Job) (Spec, error) {
+	o, sv := s.Opts, job.Server
+	acct, err := user.Lookup(sv.UserName)
+	if err != nil {
+		return Spec{}, fmt.Errorf("user %s has no Unix account on this host: %w", sv.UserName, err)
+	}
+	env := map[string]string{}
+	for _, k := range o.EnvKeep {
+		if v, ok := os.LookupEnv(k); ok {
+			env[k] = v
+		}
+	}
+	env["HOME"] = acct.HomeDir
+	env["USER"] = sv.UserName
+	env["SHELL"] = "/bin/bash"
+	env["PATH"] = o.Path
+	if o.MemoryMax > 0 {
+		env["MEM_LIMIT"] = strconv.FormatUint(o.MemoryMax, 10)
+	}
+	if o.CPUQuota > 0 {
+		env["CPU_LIMIT"] = strconv.FormatFloat(o.CPUQuota/100, 'f', -1, 64)
+	}
+	for k, v := range job.Env {
+		env[k] = v
+	}
+	for k, v := range o.Env {
+		env[k] = v
+	}
+	wd := acct.HomeDir
+	if o.WorkingDir != "" {
+		wd = strings.ReplaceAll(o.WorkingDir, "{USERNAME}", sv.UserName)
+	}
+	return Spec{
+		Unit:             sv.Unit,
+		Description:      fmt.Sprintf("Jupyter server for %s at %s", sv.UserName, job.Env["JUPYTERHUB_SERVICE_PREFIX"]),
+		User:             sv.UserName,
+		WorkingDirectory: wd,
+		Command:          append(append([]string{}, o.Cmd...), o.Args...),
+		Env:              env,
+		MemoryMax:        o.MemoryMax,
+		CPUQuota:         o.CPUQuota,
+		TasksMax:         o.TasksMax,
+		Slice:            o.Slice,
+		Sandbox:          o.Sandbox,
+	}, nil
+}
