@@ -116,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	}
 	return &Hub{
 		cfg: cfg, log: log, store: st, gate: gate, servers: core,
-		handler: web.Middleware(log, quiet, mux),
+		handler: web.Middleware(log, quiet, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), mux)),
 	}, nil
 }
 
@@ -159,8 +159,12 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 	srv := &http.Server{
 		Handler:           h.handler,
 		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// No ReadTimeout or WriteTimeout: uploads, kernels' WebSockets and event streams through
+		// the router last as long as they last. Bodies to the hub itself have their own deadline
+		// (web.Guard); an idle keep-alive connection is closed after two minutes.
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return ctx },
 	}
 	chores := make(chan struct{})
 	go func() { h.servers.Run(ctx); close(chores) }()

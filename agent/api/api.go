@@ -91,8 +91,8 @@ func (a *API) authed(m methods) http.Handler {
 			return
 		}
 		c, err := a.gate.FromRequest(r)
-		if err == nil && r.Method != http.MethodGet && r.Method != http.MethodHead && !a.gate.CheckXSRF(r, c) {
-			web.Error(w, http.StatusForbidden, "XSRF check failed: send the _xsrf token with cookie-authenticated requests")
+		if errors.Is(err, auth.ErrXSRF) {
+			web.Error(w, http.StatusForbidden, "XSRF check failed: send the _xsrf token (X-XSRFToken header) with cookie-authenticated requests, or use an API token")
 			return
 		}
 		if errors.Is(err, store.ErrNotFound) {

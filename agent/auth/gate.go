@@ -10,6 +10,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -110,7 +111,18 @@ func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	return &Caller{User: u, Scopes: set, Token: &tok}, nil
 }
 
+// ErrXSRF is a cookie-authenticated request that needs an XSRF token and has none that fits. It
+// is also a store.ErrNotFound: whoever does not check for it treats the caller as anonymous.
+var ErrXSRF = fmt.Errorf("%w: the XSRF token is missing or wrong", store.ErrNotFound)
+
 // FromCookie resolves the hub login cookie.
+//
+// Every user server shares the hub's origin, so a page one user serves can make another user's
+// browser fetch the hub with their cookie. As in JupyterHub 4.1+, the cookie therefore counts
+// only for top-level navigations (a GET the browser makes for the address bar, a link or a form)
+// and for requests that carry the session's XSRF token; anything else a script sends (fetch,
+// XMLHttpRequest, EventSource, no-cors subrequests) is anonymous without it. The token itself is
+// only ever written into pages, which those scripts cannot get without it.
 func (g *Gate) FromCookie(r *http.Request) (*Caller, error) {
 	c, err := r.Cookie(LoginCookie)
 	if err != nil {
@@ -128,7 +140,27 @@ func (g *Gate) FromCookie(r *http.Request) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin), Session: &sess}, nil
+	caller := &Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin), Session: &sess}
+	if needsXSRF(r) && !g.validXSRF(r, caller.Session) {
+		g.log.Info("cookie ignored: a script's request without the XSRF token", "user", u.Name, "method", r.Method,
+			"path", r.URL.Path, "sec_fetch_mode", r.Header.Get("Sec-Fetch-Mode"), "remote", r.RemoteAddr)
+		return nil, ErrXSRF
+	}
+	return caller, nil
+}
+
+// needsXSRF says whether a cookie-authenticated request must prove it came from the hub's own
+// pages. Navigations need not (a link cannot carry a token); browsers mark them with
+// Sec-Fetch-Mode: navigate, and send no Sec-Fetch-* at all over plain HTTP to a remote host, where
+// only hub.subdomain_host-style isolation (or TLS) helps. Unlike JupyterHub, no-cors and
+// websocket requests need the token too: the hub serves neither, so only an attack sends them.
+func needsXSRF(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+		mode := r.Header.Get("Sec-Fetch-Mode")
+		return mode != "" && mode != "navigate"
+	}
+	return true
 }
 
 // Sign binds a cookie value to this hub's secret, so junk is refused before the database.
@@ -149,16 +181,14 @@ func (g *Gate) mac(purpose, v string) string {
 // XSRFToken is the form token of a login session.
 func (g *Gate) XSRFToken(sess *store.Session) string { return g.mac("xsrf", sess.ID) }
 
-// CheckXSRF guards cookie-authenticated state changes: the token must come in a form field or header.
-func (g *Gate) CheckXSRF(r *http.Request, c *Caller) bool {
-	if c.Session == nil {
-		return true // token-authenticated requests cannot be forged by another site
-	}
+// validXSRF checks the token a request carries in the X-XSRFToken header or the _xsrf form field
+// (or query argument, which the spawn-pending page's EventSource uses).
+func (g *Gate) validXSRF(r *http.Request, sess *store.Session) bool {
 	got := r.Header.Get("X-XSRFToken")
 	if got == "" {
 		got = r.FormValue("_xsrf")
 	}
-	return hmac.Equal([]byte(got), []byte(g.XSRFToken(c.Session)))
+	return got != "" && hmac.Equal([]byte(got), []byte(g.XSRFToken(sess)))
 }
 
 // Secure reports whether the browser reached us over TLS, believing X-Forwarded-Proto only

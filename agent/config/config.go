@@ -52,6 +52,8 @@ type Hub struct {
 	LogLevel string `toml:"log_level"`
 	// MaxBodyBytes caps API request bodies.
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// BodyTimeout bounds reading a request body to the hub's own pages and API (not /user/).
+	BodyTimeout Duration `toml:"body_timeout"`
 }
 
 // Auth is the [auth] section: who may log in and who is an admin.
@@ -141,6 +143,7 @@ func Default() Config {
 			CookieMaxAge:   Duration(14 * 24 * time.Hour),
 			LogLevel:       "info",
 			MaxBodyBytes:   1 << 20,
+			BodyTimeout:    Duration(30 * time.Second),
 		},
 		Auth: Auth{
 			Method: "pam",
@@ -251,6 +254,9 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("hub.log_level", "%q is not one of debug, info, warn, error", c.Hub.LogLevel)
+	}
+	if c.Hub.BodyTimeout.D() < time.Second {
+		bad("hub.body_timeout", "%s is too short for a slow client to send a form; use at least \"1s\" (default \"30s\")", c.Hub.BodyTimeout.D())
 	}
 	if c.Hub.MaxBodyBytes < 1024 {
 		bad("hub.max_body_bytes", "%d is too small; use at least 1024", c.Hub.MaxBodyBytes)

@@ -82,7 +82,7 @@ func (h *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	}
 	if owner.ID != c.User.ID {
 		// Someone else's server: an admin must confirm, so that a link cannot silently log them in.
-		if r.Method != http.MethodPost || !h.gate.CheckXSRF(r, c) {
+		if r.Method != http.MethodPost { // a POST got past FromCookie only with the XSRF token
 			h.render.Render(w, r, http.StatusOK, "oauth.html", map[string]any{
 				"Owner": owner.Name, "Server": server, "Client": client.Description, "Action": r.URL.RequestURI(),
 			}, c)

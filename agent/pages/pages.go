@@ -88,12 +88,12 @@ func (h *Pages) Register(mux *http.ServeMux) {
 func (h *Pages) loggedIn(fn func(http.ResponseWriter, *http.Request, *auth.Caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, err := h.gate.FromCookie(r)
-		if err != nil {
-			http.Redirect(w, r, h.prefix+"/hub/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
+		if errors.Is(err, auth.ErrXSRF) && r.Method == http.MethodPost {
+			h.render.Error(w, r, http.StatusForbidden, "Form expired", "This form is stale or did not come from this hub. Go back, reload the page and try again.")
 			return
 		}
-		if r.Method == http.MethodPost && !h.gate.CheckXSRF(r, c) {
-			h.render.Error(w, r, http.StatusForbidden, "Form expired", "This form is stale or did not come from this hub. Go back, reload the page and try again.")
+		if err != nil {
+			http.Redirect(w, r, h.prefix+"/hub/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 			return
 		}
 		fn(w, r, c)
@@ -222,7 +222,8 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 	events, _, _ := prog.Since(0)
 	h.render.Render(w, r, http.StatusOK, "spawn_pending.html", map[string]any{
 		"Owner": u.Name, "Next": target, "Events": events,
-		"ProgressURL": h.prefix + "/hub/api/users/" + u.Name + "/server/progress",
+		// EventSource cannot set headers: the token that lets it use the cookie goes in the query.
+		"ProgressURL": h.prefix + "/hub/api/users/" + u.Name + "/server/progress?" + url.Values{"_xsrf": {h.gate.XSRFToken(c.Session)}}.Encode(),
 	}, c)
 }
 

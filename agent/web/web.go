@@ -165,3 +165,63 @@ func (s *statusRecorder) Flush() {
 		f.Flush()
 	}
 }
+
+// formLimit caps the urlencoded forms of the hub's pages (login, spawn, stop, consent).
+const formLimit = 64 << 10
+
+// Guard protects the hub's own paths (everything but the /user/ router, whose traffic belongs
+// to user servers): bodies are capped (apiLimit under /hub/api/, formLimit elsewhere) and must
+// arrive within bodyTimeout, multipart bodies are refused before anything parses them, and
+// responses carry the headers that keep hub pages out of frames and sniffing. A client that
+// sends a body slowly would otherwise hold a goroutine and its buffers, and nothing the hub takes
+// is large.
+func Guard(prefix string, apiLimit int64, bodyTimeout time.Duration, next http.Handler) http.Handler {
+	userPrefix, apiPrefix := prefix+"/user/", prefix+"/hub/api/"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, userPrefix) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Security-Policy", "frame-ancestors 'none'; base-uri 'self'; object-src 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		if r.Body != nil && r.Body != http.NoBody {
+			if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); strings.HasPrefix(mt, "multipart/") {
+				// Go's form parsing would buffer up to 32 MiB of such a body per request.
+				Error(w, http.StatusUnsupportedMediaType, "the hub takes no multipart bodies: send forms as application/x-www-form-urlencoded and API bodies as application/json")
+				return
+			}
+			limit := int64(formLimit)
+			if strings.HasPrefix(r.URL.Path, apiPrefix) {
+				limit = apiLimit
+			}
+			rc := http.NewResponseController(w)
+			if rc.SetReadDeadline(time.Now().Add(bodyTimeout)) == nil {
+				r.Body = &deadlineBody{ReadCloser: http.MaxBytesReader(w, r.Body, limit), rc: rc}
+			} else {
+				r.Body = http.MaxBytesReader(w, r.Body, limit)
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// deadlineBody lifts the read deadline once the body has been read whole: after that the server
+// reads the connection only to notice the client going away, which must not time out under a
+// handler that waits (a spawn, a progress stream). After any other error the deadline stays, so
+// the server gives up on the rest of the body too and closes the connection.
+type deadlineBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	done bool
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && !b.done {
+		b.done = true
+		b.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
+}
