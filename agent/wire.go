@@ -76,7 +76,8 @@ func unitOptions(sc config.Spawner) spawner.StepOptions {
 	return spawner.StepOptions{
 		Cmd: sc.Cmd, Args: sc.Args, Env: sc.Env, EnvKeep: sc.EnvKeep, Path: sc.Path, WorkingDir: sc.WorkingDir,
 		MemoryMax: uint64(sc.MemoryMax), CPUQuota: float64(sc.CPUQuota), TasksMax: sc.TasksMax, Slice: sc.Slice,
-		Sandbox: spawner.Sandbox{PrivateTmp: sc.PrivateTmp, NoNewPrivileges: sc.NoNewPrivileges, ProtectSystem: sc.ProtectSystem},
+		Sandbox:      spawner.Sandbox{PrivateTmp: sc.PrivateTmp, NoNewPrivileges: sc.NoNewPrivileges, ProtectSystem: sc.ProtectSystem, UMask: sc.UMask},
+		PrivateHomes: sc.PrivateHomes,
 	}
 }
 

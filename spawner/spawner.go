@@ -51,6 +51,12 @@ type Sandbox struct {
 	PrivateTmp      bool
 	NoNewPrivileges bool
 	ProtectSystem   string // "", "true", "full" or "strict"
+	// PrivateHome, if set, is the user's home: the unit sees it and no other home. /home, /root
+	// and /run/user become empty tmpfs (ProtectHome=tmpfs) with this one directory bound back in
+	// (BindPaths=), so other users' files are out of reach whatever their modes.
+	PrivateHome string
+	// UMask is the server's umask in octal, e.g. "0077"; "" leaves systemd's 0022.
+	UMask string
 }
 
 // State is a unit's state as systemd reports it; it is the lifecycle core's own type, so the
@@ -198,6 +204,16 @@ type envFileEntry struct {
 	IgnoreMissing bool
 }
 
+// bindPath is one element of the BindPaths a(ssbt) property.
+type bindPath struct {
+	Source, Destination string
+	IgnoreMissing       bool
+	Flags               uint64
+}
+
+// msRec is MS_REC: submounts of the home (an NFS export below it) are bound too.
+const msRec = 16384
+
 // deviceAllowEntry is one element of the DeviceAllow a(ss) property.
 type deviceAllowEntry struct {
 	Path   string
@@ -267,6 +283,21 @@ func unitProperties(spec Spec) ([]sd.Property, error) {
 	}
 	if spec.Sandbox.ProtectSystem != "" {
 		p = append(p, prop("ProtectSystem", spec.Sandbox.ProtectSystem))
+	}
+	if home := spec.Sandbox.PrivateHome; home != "" {
+		if !strings.HasPrefix(home, "/") {
+			return nil, fmt.Errorf("home %q is not an absolute path", home)
+		}
+		// a(ssbt): source, destination, ignore a missing source, mount flags (MS_REC).
+		p = append(p, prop("ProtectHome", "tmpfs"),
+			prop("BindPaths", []bindPath{{Source: home, Destination: home, Flags: msRec}}))
+	}
+	if spec.Sandbox.UMask != "" {
+		m, err := strconv.ParseUint(spec.Sandbox.UMask, 8, 32)
+		if err != nil || m > 0o777 {
+			return nil, fmt.Errorf("invalid umask %q: want octal such as 0077", spec.Sandbox.UMask)
+		}
+		p = append(p, prop("UMask", uint32(m)))
 	}
 	if len(spec.DeviceAllow) > 0 {
 		var devs []deviceAllowEntry

@@ -25,6 +25,8 @@ type StepOptions struct {
 	TasksMax   uint64
 	Slice      string
 	Sandbox    Sandbox
+	// PrivateHomes hides every home but the user's own from their server (Sandbox.PrivateHome).
+	PrivateHomes bool
 }
 
 // Step is the spawn step that runs the server itself: a transient unit as the user, built the way
@@ -93,6 +95,10 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 	for k, v := range o.Env {
 		env[k] = v
 	}
+	sandbox := o.Sandbox
+	if o.PrivateHomes {
+		sandbox.PrivateHome = acct.HomeDir
+	}
 	wd := acct.HomeDir
 	if o.WorkingDir != "" {
 		wd = strings.ReplaceAll(o.WorkingDir, "{USERNAME}", sv.UserName)
@@ -108,6 +114,6 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 		CPUQuota:         o.CPUQuota,
 		TasksMax:         o.TasksMax,
 		Slice:            o.Slice,
-		Sandbox:          o.Sandbox,
+		Sandbox:          sandbox,
 	}, nil
 }

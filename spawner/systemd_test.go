@@ -93,7 +93,7 @@ func TestSystemdStartStop(t *testing.T) {
 		CPUQuota:         150,
 		TasksMax:         64,
 		Slice:            "jhgo-test.slice",
-		Sandbox:          Sandbox{PrivateTmp: true, NoNewPrivileges: true, ProtectSystem: "full"},
+		Sandbox:          Sandbox{PrivateTmp: true, NoNewPrivileges: true, ProtectSystem: "full", PrivateHome: u.HomeDir, UMask: "0077"},
 		DeviceAllow:      []string{"/dev/null rw"},
 	}
 	if err := m.Start(ctx, spec); err != nil {
@@ -127,6 +127,9 @@ func TestSystemdStartStop(t *testing.T) {
 			"PrivateTmp":         true,
 			"NoNewPrivileges":    true,
 			"ProtectSystem":      "full",
+			"ProtectHome":        "tmpfs",
+			"UMask":              uint32(0o077),
+			"BindPaths":          fmt.Sprint([][]any{{u.HomeDir, u.HomeDir, false, uint64(16384)}}),
 			"DevicePolicy":       "closed",
 			"KillMode":           "control-group",
 			"StandardOutput":     "journal",

@@ -120,6 +120,11 @@ type Spawner struct {
 	PrivateTmp      bool   `toml:"private_tmp"`
 	NoNewPrivileges bool   `toml:"no_new_privileges"`
 	ProtectSystem   string `toml:"protect_system"`
+	// PrivateHomes shows each server its own home only: /home (and /root) are empty in the unit
+	// but for the user's home, whatever the modes of the others.
+	PrivateHomes bool `toml:"private_homes"`
+	// UMask is the servers' umask, in octal: "0077" keeps new files private to their owner.
+	UMask string `toml:"umask"`
 
 	UnitPrefix string `toml:"unit_prefix"`
 	// StartTimeout bounds the whole spawn, from request to the server answering HTTP.
@@ -168,6 +173,8 @@ func Default() Config {
 			PrivateTmp:       true,
 			NoNewPrivileges:  true,
 			ProtectSystem:    "full",
+			PrivateHomes:     true,
+			UMask:            "0077",
 			UnitPrefix:       "jupyter",
 			StartTimeout:     Duration(120 * time.Second),
 			SlowSpawnTimeout: Duration(10 * time.Second),
@@ -307,6 +314,11 @@ func (c *Config) Validate() error {
 	}
 	if s.Slice != "" && !strings.HasSuffix(s.Slice, ".slice") {
 		bad("spawner.slice", "%q must end in \".slice\" (or be empty for systemd's default)", s.Slice)
+	}
+	if s.UMask != "" {
+		if m, err := strconv.ParseUint(s.UMask, 8, 32); err != nil || m > 0o777 {
+			bad("spawner.umask", "%q is not an octal umask; use e.g. \"0077\" (private files) or \"0022\" (readable by all)", s.UMask)
+		}
 	}
 	switch s.ProtectSystem {
 	case "", "true", "full", "strict":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -109,6 +110,24 @@ slow_spawn_timeout = "2s"
 	step("a kernel runs 1+1 over its WebSocket through the router", func(t *testing.T) {
 		if got := runInKernel(t, alice, "alice", "1+1"); got != "2" {
 			t.Errorf("1+1 = %q", got)
+		}
+	})
+
+	step("alice's kernel cannot see bob's home, and what she writes is hers alone", func(t *testing.T) {
+		// Debian's default: homes 0755, files 0644. Before homes were private, alice read this.
+		if err := os.Chmod("/home/bob", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("/home/bob/secret.ipynb", []byte("{}"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		got := runInKernel(t, alice, "alice", "import os\n(os.path.exists('/home/bob/secret.ipynb'), sorted(os.listdir('/home')))")
+		if got != "(False, ['alice'])" {
+			t.Errorf("alice's kernel sees (bob's notebook, /home) = %s, want (False, ['alice'])", got)
+		}
+		got = runInKernel(t, alice, "alice", "import os\np = os.path.expanduser('~/private.txt')\nopen(p, 'w').close()\noct(os.stat(p).st_mode & 0o777)")
+		if got != "'0o600'" {
+			t.Errorf("a file alice's kernel creates has mode %s, want '0o600' (spawner.umask 0077)", got)
 		}
 	})
 
