@@ -1,9 +1,12 @@
 package gpu
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
@@ -18,6 +21,51 @@ import (
 // mig/monitor 2, then 9 minors per GPU instance: the GI's, then its CIs'; 135 per GPU).
 const testProc = "testdata/proc"
 
+// memLedger is the in-memory Ledger the tests use in place of the hub's sqlite store.
+type memLedger struct {
+	mu        sync.Mutex
+	grants    map[int64]Grant
+	failHold  error // returned by Hold when set
+	failClear error // returned by Release when set
+}
+
+func newLedger() *memLedger { return &memLedger{grants: map[int64]Grant{}} }
+
+func (l *memLedger) Load(context.Context) ([]Grant, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Collect(maps.Values(l.grants)), nil
+}
+
+func (l *memLedger) Hold(ctx context.Context, g Grant) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failHold != nil {
+		return l.failHold
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.grants[g.Holder.ServerID] = g
+	return nil
+}
+
+func (l *memLedger) Release(_ context.Context, serverID int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.failClear != nil {
+		return l.failClear
+	}
+	delete(l.grants, serverID)
+	return nil
+}
+
+func (l *memLedger) servers() []int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Sorted(maps.Keys(l.grants))
+}
+
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
@@ -29,6 +77,20 @@ func openMock(t *testing.T, lib nvml.Interface) *NVML {
 	t.Cleanup(func() { n.Close() })
 	return n
 }
+
+// newAllocator makes an allocator over lib with cfg (Enabled is forced on).
+func newAllocator(t *testing.T, cfg Config, lib nvml.Interface, ledger Ledger) *Allocator {
+	t.Helper()
+	cfg.Enabled = true
+	a, err := NewAllocator(t.Context(), AllocatorOptions{Config: cfg, NVML: openMock(t, lib), Ledger: ledger, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// generous is a quota that never gets in the way.
+var generous = Config{DefaultQuota: 100}
 
 // newDGXH100MIG is NVIDIA's 8-GPU H100 mock with MIG set up on the first two GPUs, through
 // the mock's own MIG calls:
@@ -96,3 +158,24 @@ func newDGXH100MIG(t *testing.T) *server.Server {
 
 // newDGXA100 is NVIDIA's 8-GPU A100 mock, no MIG.
 func newDGXA100() *server.Server { return dgxa100.New() }
+
+// holder is server id's holder, owned by user.
+func holder(id int64, user string) Holder { return Holder{ServerID: id, User: user} }
+
+// mustAcquire acquires or fails the test.
+func mustAcquire(t *testing.T, a *Allocator, h Holder, req Request) Grant {
+	t.Helper()
+	g, err := a.Acquire(t.Context(), h, req, nil)
+	if err != nil {
+		t.Fatalf("acquire %s for %s: %v", req, h, err)
+	}
+	return g
+}
+
+func uuids(devs []Device) []string {
+	out := make([]string, len(devs))
+	for i, d := range devs {
+		out[i] = d.UUID
+	}
+	return out
+}

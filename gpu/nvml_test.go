@@ -2,12 +2,14 @@ package gpu
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/server"
 )
 
 func TestInventoryListsEveryGPUOfADGXA100(t *testing.T) {
@@ -106,6 +108,49 @@ func TestHostWithoutDriverStartsWithNoGPUs(t *testing.T) {
 		t.Fatalf("inventory %+v, %v; want empty, nil", inv, err)
 	}
 
+	cfg := DefaultConfig()
+	a, err := NewAllocator(t.Context(), AllocatorOptions{Config: cfg, NVML: n, Ledger: newLedger(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.Acquire(t.Context(), holder(1, "alice"), Request{GPUs: 1}, nil)
+	if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "this host has no GPUs") {
+		t.Errorf("GPU request on a host without GPUs: %v", err)
+	}
+	if g, err := a.Acquire(t.Context(), holder(2, "alice"), Request{}, nil); err != nil || !g.Empty() {
+		t.Errorf("server without GPUs: %+v, %v", g, err)
+	}
+	if u, err := a.Usage(t.Context()); err != nil || len(u) != 0 {
+		t.Errorf("usage %v, %v", u, err)
+	}
+}
+
+func TestUsageShowsHolderMemoryAndUtilisation(t *testing.T) {
+	s := newDGXA100()
+	d0 := s.Devices[0].(*server.Device)
+	d0.MemoryInfo.Used = 3 << 30
+	d0.GetUtilizationRatesFunc = func() (nvml.Utilization, nvml.Return) { return nvml.Utilization{Gpu: 42}, nvml.SUCCESS }
+	a := newAllocator(t, generous, s, newLedger())
+	mustAcquire(t, a, holder(7, "alice"), Request{GPUs: 1})
+
+	usage, err := a.Usage(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(usage) != 8 {
+		t.Fatalf("%d entries, want 8", len(usage))
+	}
+	u0 := usage[0]
+	if u0.Holder == nil || u0.Holder.User != "alice" || u0.Holder.ServerID != 7 || u0.Since.IsZero() {
+		t.Errorf("GPU 0 holder %+v since %v", u0.Holder, u0.Since)
+	}
+	if u0.MemoryUsedBytes != 3<<30 || u0.MemoryTotalBytes != 40<<30 || u0.UtilizationPercent != 42 {
+		t.Errorf("GPU 0 sample %+v", u0.Sample)
+	}
+	// The mock has no utilisation for the other GPUs: zero, not an error.
+	if u1 := usage[1]; u1.Holder != nil || u1.UtilizationPercent != 0 || u1.MemoryTotalBytes != 40<<30 {
+		t.Errorf("GPU 1: holder %v, sample %+v", u1.Holder, u1.Sample)
+	}
 }
 
 func TestProfileNamesFollowNVIDIA(t *testing.T) {
