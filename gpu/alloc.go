@@ -156,7 +156,12 @@ func NewAllocator(ctx context.Context, opts AllocatorOptions) (*Allocator, error
 func (a *Allocator) Inventory() Inventory {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.inv
+	inv := a.inv
+	inv.GPUs = slices.Clone(inv.GPUs)
+	for i := range inv.GPUs {
+		inv.GPUs[i].MIGDevices = slices.Clone(inv.GPUs[i].MIGDevices)
+	}
+	return inv
 }
 
 // Grants lists the grants held now, by server id.
@@ -165,7 +170,7 @@ func (a *Allocator) Grants() []Grant {
 	defer a.mu.Unlock()
 	out := make([]Grant, 0, len(a.holds))
 	for _, h := range a.holds {
-		out = append(out, h.grant)
+		out = append(out, h.grant.clone())
 	}
 	slices.SortFunc(out, func(x, y Grant) int { return cmp.Compare(x.Holder.ServerID, y.Holder.ServerID) })
 	return out
@@ -179,7 +184,7 @@ func (a *Allocator) Grant(serverID int64) (Grant, bool) {
 	if !ok {
 		return Grant{}, false
 	}
-	return h.grant, true
+	return h.grant.clone(), true
 }
 
 // Acquire gives holder the devices req asks for and records the grant in the ledger before
@@ -193,6 +198,7 @@ func (a *Allocator) Grant(serverID int64) (Grant, bool) {
 // and whenever the position changes; the device is taken as soon as one frees. Ending ctx
 // leaves the line and returns ctx's error.
 func (a *Allocator) Acquire(ctx context.Context, holder Holder, req Request, onQueued func(pos int)) (Grant, error) {
+	req.MIGProfile = normalizeProfile(req.MIGProfile)
 	if req.IsZero() {
 		return Grant{Holder: holder}, nil
 	}
@@ -336,7 +342,7 @@ func (a *Allocator) record(ctx context.Context, h *hold) (Grant, error) {
 		h.pending = false
 		a.mu.Unlock()
 		a.log.Info("GPU granted", "server", g.Holder, "devices", deviceList(g.Devices))
-		return g, nil
+		return g.clone(), nil
 	case current:
 		delete(a.holds, g.Holder.ServerID)
 		a.dispatchLocked()

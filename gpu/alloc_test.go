@@ -43,6 +43,9 @@ func TestServerWithoutGPUsGetsNothing(t *testing.T) {
 	if err := a.Release(t.Context(), 1); err != nil {
 		t.Errorf("releasing a server without GPUs: %v", err)
 	}
+	if g, err := a.Acquire(t.Context(), holder(2, "alice"), Request{MIGProfile: " "}, nil); err != nil || !g.Empty() {
+		t.Errorf("a blank MIG profile: %+v, %v; want no GPU", g, err)
+	}
 }
 
 func TestExhaustionSaysHowManyAreFreeAndWhoHoldsTheRest(t *testing.T) {

@@ -177,6 +177,15 @@ type Grant struct {
 	Since   time.Time `json:"since"`
 }
 
+// clone copies g so that callers cannot change the allocator's copy.
+func (g Grant) clone() Grant {
+	g.Devices = slices.Clone(g.Devices)
+	for i := range g.Devices {
+		g.Devices[i].CapNodes = slices.Clone(g.Devices[i].CapNodes)
+	}
+	return g
+}
+
 // Empty reports whether the grant holds no device.
 func (g Grant) Empty() bool { return len(g.Devices) == 0 }
 
