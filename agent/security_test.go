@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -116,5 +117,94 @@ func TestAHalfSentBodyIsCutOff(t *testing.T) {
 	io.ReadAll(conn) // returns when the hub gives up on the body and closes
 	if waited := time.Since(start); waited > time.Minute {
 		t.Errorf("the hub waited %s for the rest of the body", waited)
+	}
+}
+
+// loginForm loads the login page as a browser would and returns its cookies and form token.
+func loginForm(t *testing.T, h *hubtest.Hub) (cookies []string, token string) {
+	t.Helper()
+	page := h.Do("GET", "/hub/login", "", "")
+	m := xsrfField.FindSubmatch(page.Body)
+	if m == nil {
+		t.Fatalf("the login form has no _xsrf field:\n%s", page.Body)
+	}
+	for _, c := range page.Header.Values("Set-Cookie") {
+		cookies = append(cookies, strings.SplitN(c, ";", 2)[0])
+	}
+	return cookies, string(m[1])
+}
+
+func postLogin(h *hubtest.Hub, cookies []string, form url.Values, hdr ...string) hubtest.Reply {
+	return h.Do("POST", "/hub/login", "", form.Encode(), append([]string{
+		"Content-Type", "application/x-www-form-urlencoded", "Cookie", strings.Join(cookies, "; ")}, hdr...)...)
+}
+
+func loggedIn(r hubtest.Reply) bool {
+	for _, c := range r.Header.Values("Set-Cookie") {
+		if strings.HasPrefix(c, "jupyterhub-hub-login=") && !strings.Contains(c, "Max-Age=0") {
+			return true
+		}
+	}
+	return false
+}
+
+// A page on another site posted the login form with bob's password: alice's browser would have
+// been logged in as bob, and what she saved would have gone to bob's server.
+func TestACrossSiteFormCannotLogABrowserIn(t *testing.T) {
+	h := hubtest.New(t)
+	h.User("bob", false)
+	h.SetPassword("bob", "bob-pw")
+	creds := url.Values{"username": {"bob"}, "password": {"bob-pw"}}
+
+	// The other site cannot send the hub's login cookie: SameSite keeps it home.
+	if r := postLogin(h, nil, creds, "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"); r.Status != http.StatusForbidden || loggedIn(r) {
+		t.Errorf("cross-site login form = %d, logged in %v", r.Status, loggedIn(r))
+	}
+	// Nor guess a token for a cookie it cannot see.
+	cookies, _ := loginForm(t, h)
+	creds.Set("_xsrf", "guessed")
+	if r := postLogin(h, cookies, creds); r.Status != http.StatusForbidden || loggedIn(r) {
+		t.Errorf("login with a wrong token = %d, logged in %v", r.Status, loggedIn(r))
+	}
+
+	cookies, token := loginForm(t, h)
+	creds.Set("_xsrf", token)
+	if r := postLogin(h, cookies, creds); r.Status != http.StatusFound || !loggedIn(r) {
+		t.Errorf("bob's own login from the hub's form = %d %s", r.Status, r.Body)
+	}
+}
+
+func TestFailedLoginsAreThrottledPerAccountAndAddress(t *testing.T) {
+	h := hubtest.New(t, func(c *config.Config) { c.Auth.MaxFailedLogins = 3 })
+	h.User("alice", false)
+	h.SetPassword("alice", "right")
+	try := func(user, password, from string) hubtest.Reply {
+		cookies, token := loginForm(t, h)
+		return postLogin(h, cookies, url.Values{"username": {user}, "password": {password}, "_xsrf": {token}},
+			"X-Forwarded-For", from) // the test client is 127.0.0.1, a trusted proxy: as nginx would say
+	}
+	for i := range 3 {
+		if r := try("alice", fmt.Sprint("guess", i), "198.51.100.1"); r.Status != http.StatusForbidden {
+			t.Fatalf("wrong password %d = %d", i, r.Status)
+		}
+	}
+	r := try("alice", "right", "203.0.113.9")
+	if r.Status != http.StatusTooManyRequests || loggedIn(r) || r.Header.Get("Retry-After") == "" {
+		t.Errorf("the right password after 3 failures = %d (Retry-After %q), want 429 for now", r.Status, r.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(string(r.Body), "Too many failed logins") {
+		t.Errorf("the page does not say why:\n%s", r.Body)
+	}
+	// The guesser's address is held back for every account, up to four times the account limit.
+	for i := range 12 {
+		try(fmt.Sprint("nobody", i), "x", "198.51.100.1")
+	}
+	h.User("carol", false)
+	h.SetPassword("carol", "pw")
+	if r := try("carol", "pw", "198.51.100.1"); r.Status != http.StatusTooManyRequests {
+		t.Errorf("the guessing address logged carol in: %d", r.Status)
+	}
+	if r := try("carol", "pw", "203.0.113.9"); r.Status != http.StatusFound || !loggedIn(r) {
+		t.Errorf("carol from another address = %d", r.Status)
 	}
 }

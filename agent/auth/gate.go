@@ -44,6 +44,8 @@ type Gate struct {
 	prefix  string
 	trusted []netip.Prefix
 	log     *slog.Logger
+
+	accounts, sources *throttle // failed logins
 }
 
 // New makes a Gate. secret signs cookies and XSRF tokens; sealKey (32 bytes) encrypts what an
@@ -53,7 +55,10 @@ func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealK
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log}
+	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log,
+		accounts: newThrottle(cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
+		sources:  newThrottle(4*cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
+	}
 	for _, p := range cfg.Hub.TrustedProxies {
 		pfx, err := netip.ParsePrefix(p)
 		if err != nil {
@@ -228,8 +233,11 @@ func firstValue(v string) string {
 }
 
 // SafeNext keeps post-login redirects on this hub: a local absolute path, never "//host".
+// Browsers drop tabs and newlines from URLs and read "\\" as "/", so "/\t/evil.example" and
+// "/\\evil.example" are other hosts to them: any control character or backslash is refused.
 func (g *Gate) SafeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") || strings.ContainsAny(next, "\r\n") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
+		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
 		return g.prefix + "/hub/home"
 	}
 	return next
@@ -282,3 +290,67 @@ func (g *Gate) EndSession(w http.ResponseWriter, r *http.Request) string {
 	http.SetCookie(w, &http.Cookie{Name: LoginCookie, Value: "", Path: g.prefix + "/hub/", MaxAge: -1, HttpOnly: true})
 	return target
 }
+
+// loginXSRFCookie binds the login form's XSRF token to the browser that loaded the form: a page
+// on another site can post a login form, but it cannot read or set this cookie, so it cannot log
+// someone's browser in as the attacker.
+const loginXSRFCookie = "jupyterhub-login-xsrf"
+
+// LoginFormToken is the XSRF token of an anonymous form (the login page). It sets the cookie
+// the token is bound to when the browser has none yet.
+func (g *Gate) LoginFormToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(loginXSRFCookie); err == nil && len(c.Value) == 64 {
+		return g.mac("login-xsrf", c.Value)
+	}
+	v := store.NewSecret()
+	http.SetCookie(w, &http.Cookie{
+		Name: loginXSRFCookie, Value: v, Path: g.prefix + "/hub/", HttpOnly: true,
+		Secure: g.Secure(r), SameSite: http.SameSiteLaxMode,
+	})
+	return g.mac("login-xsrf", v)
+}
+
+// CheckLoginForm says whether a login form came from a page this browser loaded from the hub.
+func (g *Gate) CheckLoginForm(r *http.Request) bool {
+	c, err := r.Cookie(loginXSRFCookie)
+	got := r.PostFormValue("_xsrf")
+	return err == nil && got != "" && hmac.Equal([]byte(got), []byte(g.mac("login-xsrf", c.Value)))
+}
+
+// ClientAddr is the browser's address: the hub's peer, or behind a trusted proxy the address that
+// proxy saw (the last X-Forwarded-For entry, which it appended itself).
+func (g *Gate) ClientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if g.FromTrustedProxy(r) {
+		if xff := r.Header.Values("X-Forwarded-For"); len(xff) > 0 {
+			parts := strings.Split(xff[len(xff)-1], ",")
+			if last := strings.TrimSpace(parts[len(parts)-1]); last != "" {
+				return last
+			}
+		}
+	}
+	return host
+}
+
+// LoginThrottled says whether a password login for account from the request's address must be
+// refused for now, and for how long. JupyterHub has no such limit; PAM's delay after a wrong
+// password slows one guesser, not many in parallel.
+func (g *Gate) LoginThrottled(r *http.Request, account string) (bool, time.Duration) {
+	if b, d := g.accounts.blocked(account); b {
+		return true, d
+	}
+	return g.sources.blocked(g.ClientAddr(r))
+}
+
+// LoginFailed counts a failed password login.
+func (g *Gate) LoginFailed(r *http.Request, account string) {
+	g.accounts.fail(account)
+	g.sources.fail(g.ClientAddr(r))
+}
+
+// LoginSucceeded clears the account's failures (not the address's: one success from an office
+// must not reset the count of a guesser behind the same NAT).
+func (g *Gate) LoginSucceeded(account string) { g.accounts.forget(account) }

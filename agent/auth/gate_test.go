@@ -2,6 +2,7 @@ package auth
 
 import (
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
@@ -39,5 +40,22 @@ func TestOpenRedirectIsRefused(t *testing.T) {
 	}
 	if got := g.SafeNext("/user/alice/tree"); got != "/user/alice/tree" {
 		t.Errorf("SafeNext dropped a local path: %q", got)
+	}
+}
+
+// Chromium drops the tab and goes to evil.example: "/\t/evil.example" is "//evil.example" to it.
+func TestRedirectsWithControlCharactersAreRefused(t *testing.T) {
+	g := newGate(t)
+	for _, next := range []string{"/\t/evil.example", "/\n/evil.example", "/\r/evil.example", "/%09/ok-escaped-is-a-path", "/a\\b", "/\x7f/x"} {
+		got := g.SafeNext(next)
+		if strings.HasPrefix(next, "/%09") {
+			if got != next {
+				t.Errorf("SafeNext(%q) = %q: an escaped tab is a plain path", next, got)
+			}
+			continue
+		}
+		if got != "/hub/home" {
+			t.Errorf("SafeNext(%q) = %q", next, got)
+		}
 	}
 }

@@ -63,8 +63,13 @@ type Auth struct {
 	AdminGroups   []string `toml:"admin_groups"`
 	AllowedUsers  []string `toml:"allowed_users"`
 	AllowedGroups []string `toml:"allowed_groups"`
-	PAM           PAM      `toml:"pam"`
-	OIDC          OIDC     `toml:"oidc"`
+	// MaxFailedLogins is how many wrong passwords an account may see within FailedLoginWindow
+	// before the login form refuses it for the rest of the window; one address may fail four
+	// times as often (it may be an office behind one NAT).
+	MaxFailedLogins   int      `toml:"max_failed_logins"`
+	FailedLoginWindow Duration `toml:"failed_login_window"`
+	PAM               PAM      `toml:"pam"`
+	OIDC              OIDC     `toml:"oidc"`
 }
 
 // OIDC is [auth.oidc]: login through an OpenID Connect provider such as Keycloak.
@@ -151,8 +156,10 @@ func Default() Config {
 			BodyTimeout:    Duration(30 * time.Second),
 		},
 		Auth: Auth{
-			Method: "pam",
-			PAM:    PAM{Service: "jupyterhub-go", ConfDir: "/etc/pam.d", MinUID: 1000},
+			Method:            "pam",
+			MaxFailedLogins:   5,
+			FailedLoginWindow: Duration(10 * time.Minute),
+			PAM:               PAM{Service: "jupyterhub-go", ConfDir: "/etc/pam.d", MinUID: 1000},
 			OIDC: OIDC{
 				ClientID:         "jupyterhub",
 				ClientSecretFile: "/etc/jupyterhub-go/oidc-client-secret",
@@ -261,6 +268,12 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("hub.log_level", "%q is not one of debug, info, warn, error", c.Hub.LogLevel)
+	}
+	if c.Auth.MaxFailedLogins < 1 {
+		bad("auth.max_failed_logins", "%d: must be at least 1 (default 5)", c.Auth.MaxFailedLogins)
+	}
+	if c.Auth.FailedLoginWindow.D() < time.Second {
+		bad("auth.failed_login_window", "%s is too short to slow anyone down; use e.g. \"10m\"", c.Auth.FailedLoginWindow.D())
 	}
 	if c.Hub.BodyTimeout.D() < time.Second {
 		bad("hub.body_timeout", "%s is too short for a slow client to send a form; use at least \"1s\" (default \"30s\")", c.Hub.BodyTimeout.D())

@@ -29,13 +29,14 @@ import (
 // Hub is a running test hub.
 type Hub struct {
 	*agent.Hub
-	URL   string
-	t     *testing.T
-	units *Units
+	URL       string
+	t         *testing.T
+	units     *Units
+	passwords *Passwords
 }
 
-// New starts a hub with the default configuration, changed by opts, with no authenticator: tests
-// log users in with Login.
+// New starts a hub with the default configuration, changed by opts. Tests log users in with
+// Login, or through the login form with a password set by SetPassword.
 func New(t *testing.T, opts ...func(*config.Config)) *Hub {
 	t.Helper()
 	cfg := config.Default()
@@ -44,16 +45,39 @@ func New(t *testing.T, opts ...func(*config.Config)) *Hub {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	units := NewUnits()
+	units, passwords := NewUnits(), &Passwords{m: map[string]string{}}
 	h, err := agent.New(context.Background(), cfg, agent.Deps{
-		Units: units, Steps: []servers.Step{units.Step()}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Auth: passwords, Units: units, Steps: []servers.Step{units.Step()}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(h.Handler())
 	t.Cleanup(func() { srv.Close(); units.closeAll(); h.Close() })
-	return &Hub{Hub: h, URL: srv.URL, t: t, units: units}
+	return &Hub{Hub: h, URL: srv.URL, t: t, units: units, passwords: passwords}
+}
+
+// SetPassword lets name log in through the login form with password.
+func (h *Hub) SetPassword(name, password string) {
+	h.passwords.mu.Lock()
+	defer h.passwords.mu.Unlock()
+	h.passwords.m[name] = password
+}
+
+// Passwords stands in for PAM (tested for real in pam/ and in the VM): a fixed table.
+type Passwords struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// Authenticate checks the table.
+func (p *Passwords) Authenticate(ctx context.Context, name, password string) (auth.Identity, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if want, ok := p.m[name]; !ok || want != password {
+		return auth.Identity{}, auth.ErrBadLogin
+	}
+	return auth.Identity{Name: name}, nil
 }
 
 // User creates a user and returns an API token that inherits their scopes.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
@@ -21,20 +23,32 @@ func (h *Pages) loginPage(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, next, http.StatusFound)
 			return
 		}
-		h.render.Render(w, r, http.StatusOK, "login.html", map[string]any{"Next": next, "OIDC": idp != nil}, nil)
+		h.render.Render(w, r, http.StatusOK, "login.html", map[string]any{"Next": next, "OIDC": idp != nil, "XSRF": h.gate.LoginFormToken(w, r)}, nil)
 		return
 	}
 	name := strings.ToLower(strings.TrimSpace(r.PostFormValue("username")))
 	refuse := func(status int, msg string) {
-		h.render.Render(w, r, status, "login.html", map[string]any{"Next": next, "Username": name, "Error": msg}, nil)
+		h.render.Render(w, r, status, "login.html", map[string]any{"Next": next, "Username": name, "Error": msg, "XSRF": h.gate.LoginFormToken(w, r)}, nil)
+	}
+	if !h.gate.CheckLoginForm(r) {
+		h.log.Info("login form refused: no XSRF token from this browser's login page", "remote", h.gate.ClientAddr(r))
+		refuse(http.StatusForbidden, "This login form expired or did not come from this hub. Log in again below.")
+		return
 	}
 	if web.ValidName(name) != nil || r.PostFormValue("password") == "" {
 		refuse(http.StatusForbidden, auth.ErrBadLogin.Error())
 		return
 	}
+	if blocked, wait := h.gate.LoginThrottled(r, name); blocked {
+		h.log.Warn("login throttled: too many failed logins", "user", name, "remote", h.gate.ClientAddr(r))
+		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
+		refuse(http.StatusTooManyRequests, fmt.Sprintf("Too many failed logins for this account or from your address. Try again in %s.", wait.Round(time.Second)+time.Second))
+		return
+	}
 	id, err := h.auth.Authenticate(r.Context(), name, r.PostFormValue("password"))
 	if errors.Is(err, auth.ErrBadLogin) {
-		h.log.Info("login failed", "user", name, "remote", r.RemoteAddr)
+		h.log.Info("login failed", "user", name, "remote", h.gate.ClientAddr(r))
+		h.gate.LoginFailed(r, name)
 		refuse(http.StatusForbidden, auth.ErrBadLogin.Error())
 		return
 	}
@@ -49,6 +63,7 @@ func (h *Pages) loginPage(w http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "You ("+id.Name+") are not allowed to use this hub. Ask its administrator to add you.")
 		return
 	}
+	h.gate.LoginSucceeded(name)
 	u, err := h.gate.RecordLogin(r.Context(), id, admin, false)
 	if err != nil {
 		h.log.Error("login: record user", "user", id.Name, "err", err)

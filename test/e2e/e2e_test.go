@@ -142,7 +142,12 @@ func (b *browser) post(path string, form url.Values) (*http.Response, string) {
 }
 
 func (b *browser) login(user, password string) (*http.Response, string) {
-	return b.post("/hub/login", url.Values{"username": {user}, "password": {password}, "next": {"/hub/home"}})
+	b.t.Helper()
+	resp, body, err := jupyterclient.Login(b.client, b.base, user, password, "/hub/home", nil)
+	if err != nil {
+		b.t.Fatalf("login as %s: %v", user, err)
+	}
+	return resp, body
 }
 
 var xsrfField = regexp.MustCompile(`name="_xsrf" value="([^"]+)"`)

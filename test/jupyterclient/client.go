@@ -1,6 +1,6 @@
 // Package jupyterclient does what a browser does with a hub and a single-user server in the
-// integration tests: follow the spawn progress stream, and run code in a kernel over its
-// WebSocket. The *http.Client passed in carries the person's cookies.
+// integration tests: log in through the login form, follow the spawn progress stream, and run
+// code in a kernel over its WebSocket. The *http.Client passed in carries the person's cookies.
 package jupyterclient
 
 import (
@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -142,4 +143,42 @@ func RunCode(c *http.Client, dialer *websocket.Dialer, serverURL, code string) (
 			return "", fmt.Errorf("kernel raised %s", in.Content.Ename)
 		}
 	}
+}
+
+var xsrfField = regexp.MustCompile(`name="_xsrf" value="([^"]+)"`)
+
+// Login logs in through the hub's login form at base (e.g. "http://127.0.0.1:8000") as a browser
+// does: it loads the form (whose cookie and XSRF token the hub binds together), then posts it.
+// c must have a cookie jar. hdr is added to both requests. It returns the answer to the POST as
+// c delivers it (after redirects, if c follows them) and its body.
+func Login(c *http.Client, base, user, password, next string, hdr http.Header) (*http.Response, string, error) {
+	do := func(method, u string, body io.Reader) (*http.Response, string, error) {
+		req, err := http.NewRequest(method, u, body)
+		if err != nil {
+			return nil, "", err
+		}
+		for k, v := range hdr {
+			req.Header[k] = v
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			return nil, "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		return resp, string(b), err
+	}
+	_, page, err := do("GET", base+"/hub/login", nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("load the login form: %w", err)
+	}
+	m := xsrfField.FindStringSubmatch(page)
+	if m == nil {
+		return nil, "", fmt.Errorf("the login page has no _xsrf field:\n%.1000s", page)
+	}
+	form := url.Values{"username": {user}, "password": {password}, "next": {next}, "_xsrf": {m[1]}}
+	return do("POST", base+"/hub/login", strings.NewReader(form.Encode()))
 }

@@ -152,7 +152,10 @@ func TestDebInstalledBehindNginx(t *testing.T) {
 
 	step("alice logs in through nginx and her cookies are Secure", func(t *testing.T) {
 		alice = newBrowser(t, caPEM)
-		resp, body := alice.post(t, "/hub/login", url.Values{"username": {"alice"}, "password": {"alice-pw"}, "next": {"/hub/home"}})
+		resp, body, err := jupyterclient.Login(alice.client, alice.abs(""), "alice", "alice-pw", "/hub/home", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
 		if resp.StatusCode != 200 || resp.Request.URL.Path != "/hub/home" {
 			t.Fatalf("login landed on %s (%d):\n%.1000s", resp.Request.URL, resp.StatusCode, body)
 		}
@@ -167,17 +170,14 @@ func TestDebInstalledBehindNginx(t *testing.T) {
 		// trusted) the header is a forgery and does not count.
 		for from, wantSecure := range map[string]bool{"127.0.0.1": true, "127.0.0.2": false} {
 			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-			client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext},
+			jar, _ := cookiejar.New(nil)
+			client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Jar: jar,
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			req, _ := http.NewRequest("POST", "http://"+hubAddr+"/hub/login",
-				strings.NewReader(url.Values{"username": {"alice"}, "password": {"alice-pw"}}.Encode()))
-			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.Header.Set("X-Forwarded-Proto", "https")
-			resp, err := client.Do(req)
+			resp, _, err := jupyterclient.Login(client, "http://"+hubAddr, "alice", "alice-pw", "/hub/home",
+				http.Header{"X-Forwarded-Proto": {"https"}})
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
 			if len(resp.Cookies()) == 0 {
 				t.Fatalf("login from %s set no cookie (%d)", from, resp.StatusCode)
 			}
