@@ -67,17 +67,18 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 // server runs it in reverse. A concern plugs in with one line here, before the unit.
 func spawnSteps(cfg config.Config, units *spawner.Manager) []servers.Step {
 	return []servers.Step{
-		spawner.NewStep(units, unitOptions(cfg.Spawner)), // the server itself, as a transient unit
+		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID)), // the server itself, as a transient unit
 	}
 }
 
 // unitOptions is the [spawner] section as the unit step takes it.
-func unitOptions(sc config.Spawner) spawner.StepOptions {
+func unitOptions(sc config.Spawner, minUID int) spawner.StepOptions {
 	return spawner.StepOptions{
 		Cmd: sc.Cmd, Args: sc.Args, Env: sc.Env, EnvKeep: sc.EnvKeep, Path: sc.Path, WorkingDir: sc.WorkingDir,
 		MemoryMax: uint64(sc.MemoryMax), CPUQuota: float64(sc.CPUQuota), TasksMax: sc.TasksMax, Slice: sc.Slice,
 		Sandbox:      spawner.Sandbox{PrivateTmp: sc.PrivateTmp, NoNewPrivileges: sc.NoNewPrivileges, ProtectSystem: sc.ProtectSystem, UMask: sc.UMask},
 		PrivateHomes: sc.PrivateHomes,
+		MinUID:       minUID,
 	}
 }
 

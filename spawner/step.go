@@ -27,6 +27,8 @@ type StepOptions struct {
 	Sandbox    Sandbox
 	// PrivateHomes hides every home but the user's own from their server (Sandbox.PrivateHome).
 	PrivateHomes bool
+	// MinUID keeps servers of system accounts from starting; root is refused whatever it says.
+	MinUID int
 }
 
 // Step is the spawn step that runs the server itself: a transient unit as the user, built the way
@@ -72,6 +74,15 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 	acct, err := user.Lookup(sv.UserName)
 	if err != nil {
 		return Spec{}, fmt.Errorf("user %s has no Unix account on this host: %w", sv.UserName, err)
+	}
+	// Login checks min_uid too, but an admin can create any user through the API and start their
+	// server: the unit is where it must hold.
+	uid, err := strconv.Atoi(acct.Uid)
+	if err != nil || uid == 0 {
+		return Spec{}, fmt.Errorf("refusing to start a server as %s (uid %s): servers never run as root", sv.UserName, acct.Uid)
+	}
+	if uid < o.MinUID {
+		return Spec{}, fmt.Errorf("refusing to start a server as %s: uid %d is a system account (below auth.pam.min_uid %d)", sv.UserName, uid, o.MinUID)
 	}
 	env := map[string]string{}
 	for _, k := range o.EnvKeep {

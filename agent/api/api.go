@@ -173,29 +173,31 @@ func (a *API) self(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 	web.JSON(w, http.StatusOK, model)
 }
 
-// targetUser loads the user named in the path and checks the caller holds scope on them.
-// Without any hold on the user it answers 404, as JupyterHub does, so names are not probed.
+// targetUser loads the user named in the path and checks the caller holds scope on them. As in
+// JupyterHub, a caller who holds the scope for other users only (a user's own token, a group
+// filter) gets 404 for a user out of reach, the same answer as for one that does not exist, so
+// names cannot be probed; a caller without the scope at all gets 403.
 func (a *API) targetUser(w http.ResponseWriter, r *http.Request, c *auth.Caller, scope string) (store.User, bool) {
 	name := r.PathValue("name")
 	if err := web.ValidName(name); err != nil {
 		a.writeErr(w, err)
 		return store.User{}, false
 	}
-	u, err := a.store.GetUser(r.Context(), name)
-	if errors.Is(err, store.ErrNotFound) {
-		if c.Scopes.HasAny(scope) {
-			web.Error(w, http.StatusNotFound, "no such user %s", name)
-		} else {
-			web.Error(w, http.StatusForbidden, "requires scope %s", scope)
-		}
-		return u, false
+	if !c.Scopes.HasAny(scope) {
+		web.Error(w, http.StatusForbidden, "requires scope %s", scope)
+		return store.User{}, false
 	}
-	if err != nil {
+	u, err := a.store.GetUser(r.Context(), name)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		a.writeErr(w, err)
 		return u, false
 	}
-	if !c.Scopes.Allows(scope, scopes.Target{User: u.Name, Groups: u.Groups, HasServer: true}) {
-		web.Error(w, http.StatusForbidden, "requires scope %s on user %s", scope, u.Name)
+	if err != nil || !c.Scopes.Allows(scope, scopes.Target{User: u.Name, Groups: u.Groups, HasServer: true}) {
+		if c.Scopes[scope] {
+			web.Error(w, http.StatusNotFound, "no such user %s", name)
+		} else {
+			web.Error(w, http.StatusNotFound, "no user %s within reach of this token's %s scope, or no such user", name, scope)
+		}
 		return u, false
 	}
 	return u, true

@@ -160,14 +160,18 @@ func TestUserTokenSeesOnlyItsOwner(t *testing.T) {
 	if r := th.Do("GET", "/hub/api/users/alice", alice, ""); r.Status != 200 {
 		t.Errorf("alice reading herself = %d", r.Status)
 	}
-	if r := th.Do("GET", "/hub/api/users/bob", alice, ""); r.Status != 403 {
-		t.Errorf("alice reading bob = %d, want 403", r.Status)
+	// As in JupyterHub: out of reach reads as not there, so alice cannot tell bob exists.
+	if r := th.Do("GET", "/hub/api/users/bob", alice, ""); r.Status != 404 {
+		t.Errorf("alice reading bob = %d, want 404", r.Status)
+	}
+	if r, nobody := th.Do("GET", "/hub/api/users/bob", alice, ""), th.Do("GET", "/hub/api/users/nobody", alice, ""); r.Status != nobody.Status || string(r.Body) != strings.ReplaceAll(string(nobody.Body), "nobody", "bob") {
+		t.Errorf("bob (exists) and nobody (does not) answer differently: %s / %s", r.Body, nobody.Body)
 	}
 	if r := th.Do("GET", "/hub/api/users", alice, ""); r.Status != 403 {
 		t.Errorf("alice listing users = %d, want 403", r.Status)
 	}
-	if r := th.Do("POST", "/hub/api/users/bob/server", alice, ""); r.Status != 403 {
-		t.Errorf("alice starting bob's server = %d, want 403", r.Status)
+	if r := th.Do("POST", "/hub/api/users/bob/server", alice, ""); r.Status != 404 {
+		t.Errorf("alice starting bob's server = %d, want 404", r.Status)
 	}
 	r := th.Do("GET", "/hub/api/user", alice, "")
 	m := r.JSON(t)

@@ -43,7 +43,11 @@ func (a *API) startServer(w http.ResponseWriter, r *http.Request, c *auth.Caller
 	}
 	select {
 	case <-prog.Finished():
-		if ev := prog.Last(); ev.Failed {
+		if ev := prog.Last(); ev.Cancelled {
+			// Someone stopped it while it started: nothing went wrong in the hub.
+			web.Error(w, http.StatusBadRequest, "%s's server was stopped while it was starting", u.Name)
+			return
+		} else if ev.Failed {
 			web.Error(w, http.StatusInternalServerError, "%s", ev.Message)
 			return
 		}

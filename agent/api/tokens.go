@@ -98,9 +98,11 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		}
 	}
 	t := store.Token{UserID: u.ID, Kind: store.KindAPI, Scopes: req, Note: body.Note}
-	if body.ExpiresIn != nil {
-		if *body.ExpiresIn <= 0 {
-			web.Error(w, http.StatusBadRequest, "expires_in must be a positive number of seconds, or null")
+	// As in JupyterHub, null and 0 mean a token that never expires.
+	const maxExpiresIn = 100 * 365 * 24 * 3600 // past this, time.Duration would overflow
+	if body.ExpiresIn != nil && *body.ExpiresIn != 0 {
+		if *body.ExpiresIn < 0 || *body.ExpiresIn > maxExpiresIn {
+			web.Error(w, http.StatusBadRequest, "expires_in must be a number of seconds from 1 to %d, or 0 or null for a token that never expires", maxExpiresIn)
 			return
 		}
 		t.ExpiresAt = time.Now().Add(time.Duration(*body.ExpiresIn) * time.Second)

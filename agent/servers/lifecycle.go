@@ -63,8 +63,9 @@ func (m *Manager) spawn(ctx context.Context, cancel func(), u store.User, sv sto
 	job := &Job{User: u, Server: sv, Env: map[string]string{}, progress: prog}
 	failed := func(undoFrom int, stepName string, err error) {
 		reason := err.Error()
+		cancelled := errors.Is(ctx.Err(), context.Canceled)
 		switch {
-		case errors.Is(ctx.Err(), context.Canceled):
+		case cancelled:
 			reason = "Spawn cancelled"
 		case errors.Is(ctx.Err(), context.DeadlineExceeded):
 			reason = fmt.Sprintf("%v (spawner.start_timeout is %s)", err, m.opts.StartTimeout)
@@ -86,7 +87,9 @@ func (m *Manager) spawn(ctx context.Context, cancel func(), u store.User, sv sto
 			}
 		}
 		m.mu.Unlock()
-		prog.Emit(failedEvent(reason, journal))
+		ev := failedEvent(reason, journal)
+		ev.Cancelled = cancelled
+		prog.Emit(ev)
 	}
 	for i, step := range m.steps {
 		if err := step.Start(ctx, job); err != nil {
@@ -99,6 +102,13 @@ func (m *Manager) spawn(ctx context.Context, cancel func(), u store.User, sv sto
 		return
 	}
 	m.mu.Lock()
+	if m.stops[sv.ID] != nil {
+		// A stop came between the server answering and here: it owns the record now and tears
+		// the steps down once this spawn has finished, so no route may appear for it.
+		m.mu.Unlock()
+		prog.Emit(Event{Progress: 100, Failed: true, Cancelled: true, Message: "Spawn cancelled: the server was stopped"})
+		return
+	}
 	sv.State, sv.Started = store.Running, time.Now()
 	err := m.store.SaveServer(context.WithoutCancel(ctx), sv)
 	if err == nil {
@@ -199,19 +209,27 @@ func (m *Manager) Stop(sv store.Server) (<-chan struct{}, error) {
 		stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.StopTimeout)
 		defer cancel()
 		err := m.teardown(stopCtx, cur)
+		// The outcome is recorded even when the teardown ran out of time: stopCtx may be over.
+		record := context.WithoutCancel(stopCtx)
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		delete(m.stops, cur.ID)
 		delete(m.spawns, cur.ID)
 		if err != nil {
 			m.log.Error("stop server", "user", cur.UserName, "server", cur.Name, "err", err)
-			// Leave it marked running so nobody starts a second copy; the next reconcile retries.
+			// The unit is still there (it stops first, so a step before it failing means it
+			// is gone, and then the router's check finds that and stops again). Keep it
+			// running and routed so nobody starts a second copy and its user can go on or
+			// try the stop again.
 			cur.State = store.Running
-			m.store.SaveServer(stopCtx, cur)
+			if err := m.store.SaveServer(record, cur); err != nil {
+				m.log.Error("record server that did not stop", "user", cur.UserName, "err", err)
+			}
+			m.routes[routeKey(cur.UserName, cur.Name)] = Route{ServerID: cur.ID, Port: cur.Port}
 			return
 		}
 		cur.State = store.Stopped
-		if err := m.store.SaveServer(stopCtx, cur); err != nil {
+		if err := m.store.SaveServer(record, cur); err != nil {
 			m.log.Error("record stopped server", "user", cur.UserName, "err", err)
 			return
 		}

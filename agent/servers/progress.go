@@ -10,6 +10,9 @@ type Event struct {
 	Ready       bool   `json:"ready,omitempty"`
 	Failed      bool   `json:"failed,omitempty"`
 	URL         string `json:"url,omitempty"`
+	// Cancelled marks the failure of a spawn that a stop cancelled (JupyterHub's stream has no
+	// such field, so it is not sent).
+	Cancelled bool `json:"-"`
 }
 
 // Progress collects the events of one spawn so that any number of watchers (the API, the

@@ -8,9 +8,14 @@ import (
 )
 
 // Reconcile makes the store and systemd agree after a (re)start: units with a running record are
-// adopted again, so their routes work at once and no one has to respawn; records without a unit
-// are marked stopped and their steps' stop halves run (credentials released, ...); units nobody
-// knows are stopped.
+// adopted again, so their routes work at once and no one has to respawn; records without a unit,
+// stops that a crash interrupted and spawns it cut short are stopped, through the same teardown
+// as any stop (the steps' stop halves release credentials, ...); units nobody knows are stopped.
+//
+// Only the adopting happens before Reconcile returns: the stops run in the background, as Stop's
+// do, so that a unit that ignores SIGTERM for the whole stop timeout does not keep the hub (and
+// the router everyone else needs) from listening. Until a stop is done its server reads as
+// stopping.
 func (m *Manager) Reconcile(ctx context.Context) error {
 	units, err := m.units.List(ctx)
 	if err != nil {
@@ -25,7 +30,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 		return err
 	}
 	known := map[string]bool{}
-	adopted := 0
+	adopted, stopping := 0, 0
 	for _, sv := range servers {
 		known[sv.Unit] = true
 		switch {
@@ -35,40 +40,33 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			m.mu.Unlock()
 			adopted++
 			m.log.Info("adopted running server", "user", sv.UserName, "server", sv.Name, "unit", sv.Unit, "port", sv.Port)
+			continue
 		case sv.State == store.Spawning && live[sv.Unit]:
 			// The hub died mid-spawn: the unit may still come up, but its progress and
 			// timeout died with the old process. Start over cleanly rather than guess.
 			m.log.Warn("server was mid-spawn when the hub stopped; stopping it so it can be started cleanly", "user", sv.UserName, "unit", sv.Unit)
-			m.finishStop(ctx, sv)
+		case live[sv.Unit]:
+			m.log.Info("finishing interrupted stop", "user", sv.UserName, "unit", sv.Unit)
 		default:
-			if live[sv.Unit] {
-				m.log.Info("finishing interrupted stop", "user", sv.UserName, "unit", sv.Unit)
-			} else {
-				m.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "was", sv.State)
-			}
-			m.finishStop(ctx, sv)
+			m.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "was", sv.State)
 		}
+		if _, err := m.Stop(sv); err != nil {
+			m.log.Error("stop server", "user", sv.UserName, "err", err)
+		}
+		stopping++
 	}
 	for _, u := range units {
 		if !known[u.Unit] {
 			m.log.Warn("stopping unit that no server record owns", "unit", u.Unit)
-			if err := m.units.Stop(ctx, u.Unit); err != nil {
-				m.log.Error("stop unowned unit", "unit", u.Unit, "err", err)
-			}
+			go func() {
+				stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.opts.StopTimeout)
+				defer cancel()
+				if err := m.units.Stop(stopCtx, u.Unit); err != nil {
+					m.log.Error("stop unowned unit", "unit", u.Unit, "err", err)
+				}
+			}()
 		}
 	}
-	m.log.Info("reconciled with systemd", "adopted", adopted, "records", len(servers), "units", len(units))
+	m.log.Info("reconciled with systemd", "adopted", adopted, "stopping", stopping, "records", len(servers), "units", len(units))
 	return nil
-}
-
-// finishStop runs every step's stop synchronously and records the server as stopped.
-func (m *Manager) finishStop(ctx context.Context, sv store.Server) {
-	if err := m.teardown(ctx, sv); err != nil {
-		m.log.Error("stop server", "user", sv.UserName, "err", err)
-		return
-	}
-	sv.State = store.Stopped
-	if err := m.store.SaveServer(ctx, sv); err != nil {
-		m.log.Error("record stopped server", "user", sv.UserName, "err", err)
-	}
 }

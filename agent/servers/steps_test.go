@@ -101,6 +101,20 @@ func (c *core) spawn() servers.Event {
 	return prog.Last()
 }
 
+// waitStopped waits for the stop under way (Stop hands back its channel) to finish.
+func (c *core) waitStopped() {
+	c.t.Helper()
+	done, err := c.m.Stop(c.server())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		c.t.Fatal("the stop did not finish")
+	}
+}
+
 func (c *core) server() store.Server {
 	sv, err := c.st.Server(context.Background(), c.user.ID, "")
 	if err != nil {
@@ -192,10 +206,102 @@ func TestAfterARestartStopHalvesWorkFromTheStoredRecord(t *testing.T) {
 	if err := again.m.Reconcile(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	again.waitStopped()
 	if got := after.take(); !slices.Equal(got, []string{"stop vault jupyter-alice.service"}) {
 		t.Errorf("reconcile of a dead server ran %q, want the vault step's stop half", got)
 	}
 	if sv := again.server(); sv.State != store.Stopped {
 		t.Errorf("dead server left %s", sv.State)
+	}
+}
+
+// blocker is a step whose stop half hangs until released, like a unit that ignores SIGTERM.
+type blocker struct {
+	release chan struct{}
+	stops   chan struct{} // one value for every stop half that begins
+}
+
+func newBlocker() *blocker {
+	return &blocker{release: make(chan struct{}), stops: make(chan struct{}, 10)}
+}
+
+func (*blocker) Name() string                                      { return "stubborn" }
+func (*blocker) Start(ctx context.Context, job *servers.Job) error { return nil }
+func (b *blocker) Stop(ctx context.Context, sv store.Server) error {
+	b.stops <- struct{}{}
+	select {
+	case <-b.release:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("did not stop: %w", ctx.Err())
+	}
+}
+
+// A hub restarted after a crash mid-stop used to finish that stop before it listened: one
+// process ignoring SIGTERM kept the router down for everyone for the whole stop timeout.
+func TestARestartDoesNotWaitForInterruptedStops(t *testing.T) {
+	dir, units := t.TempDir(), hubtest.NewUnits()
+	c := newCore(t, dir, units)
+	if ev := c.spawn(); !ev.Ready {
+		t.Fatalf("spawn failed: %s", ev.Message)
+	}
+	sv := c.server()
+	sv.State = store.Stopping // what a hub that died mid-stop leaves behind
+	if err := c.st.SaveServer(context.Background(), sv); err != nil {
+		t.Fatal(err)
+	}
+
+	stuck := newBlocker()
+	restarted := newCore(t, dir, units, stuck)
+	returned := make(chan error, 1)
+	go func() { returned <- restarted.m.Reconcile(context.Background()) }()
+	<-stuck.stops // the interrupted stop has begun...
+	select {
+	case err := <-returned: // ...and Reconcile is back without waiting for it
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Reconcile waited for a stop that hangs")
+	}
+	if _, err := restarted.m.Start(restarted.user, "", nil); !errors.Is(err, servers.ErrConflict) {
+		t.Errorf("starting a server that is still stopping: %v, want a conflict", err)
+	}
+	close(stuck.release)
+	restarted.waitStopped()
+	if st := restarted.server().State; st != store.Stopped {
+		t.Errorf("after the stop finished: %s", st)
+	}
+}
+
+// A stop that ran into spawner.stop_timeout left the server "stopping" for ever: the write that
+// should have recorded it used the expired context.
+func TestAStopThatTimesOutLeavesTheServerRunningAndRouted(t *testing.T) {
+	stuck := newBlocker()
+	c := newCore(t, t.TempDir(), hubtest.NewUnits(), stuck)
+	// stuck comes last, so it stops first and nothing after it: a unit that ignores SIGTERM.
+	c.m = servers.New(context.Background(), c.st, c.units, []servers.Step{c.units.Step(), stuck}, servers.Options{
+		UnitName: func(user, server string) string { return "jupyter-" + user + ".service" },
+		PortLow:  40000, PortHigh: 49000, StartTimeout: 20 * time.Second, StopTimeout: 200 * time.Millisecond,
+	})
+	if ev := c.spawn(); !ev.Ready {
+		t.Fatalf("spawn failed: %s", ev.Message)
+	}
+	done, err := c.m.Stop(c.server())
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if st := c.server().State; st != store.Running {
+		t.Errorf("after a stop that timed out: %s, want running (the unit is still there)", st)
+	}
+	if _, ok := c.m.Route("alice", ""); !ok {
+		t.Error("the server that did not stop lost its route")
+	}
+	close(stuck.release) // it gives in: the next stop works
+	done, _ = c.m.Stop(c.server())
+	<-done
+	if st := c.server().State; st != store.Stopped {
+		t.Errorf("second stop: %s", st)
 	}
 }
