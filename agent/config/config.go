@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
@@ -386,10 +387,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil {
+		v := n * float64(24*time.Hour)
+		// Also refuses NaN, and what does not fit a time.Duration (which would wrap).
+		if err != nil || !(v >= math.MinInt64 && v < math.MaxInt64) {
 			return fmt.Errorf("invalid duration %q", s)
 		}
-		*d = Duration(n * float64(24*time.Hour))
+		*d = Duration(v)
 		return nil
 	}
 	v, err := time.ParseDuration(s)
@@ -417,10 +420,12 @@ func (s *Size) UnmarshalText(b []byte) error {
 		}
 	}
 	n, err := strconv.ParseFloat(str, 64)
-	if err != nil || n < 0 {
+	v := n * float64(mult)
+	// Also refuses NaN and Inf, and sizes that do not fit the uint64 (which would wrap).
+	if err != nil || !(v >= 0 && v < 1<<64) {
 		return fmt.Errorf("invalid size %q: use e.g. \"2G\", \"512M\", or \"0\" for no limit", string(b))
 	}
-	*s = Size(n * float64(mult))
+	*s = Size(v)
 	return nil
 }
 
@@ -431,7 +436,9 @@ type Percent float64
 func (p *Percent) UnmarshalText(b []byte) error {
 	str := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
 	n, err := strconv.ParseFloat(str, 64)
-	if err != nil || n < 0 {
+	// Also refuses NaN and Inf, which no unit can start with, and quotas whose µs per second
+	// (the unit's CPUQuotaPerSecUSec) do not fit a uint64.
+	if err != nil || !(n >= 0 && n*10000 < 1<<64) {
 		return fmt.Errorf("invalid CPU quota %q: use e.g. \"200%%\" for two CPUs, or \"0\" for no limit", string(b))
 	}
 	*p = Percent(n)

@@ -117,3 +117,28 @@ func TestKeycloakExampleIsValid(t *testing.T) {
 		t.Errorf("redirect URL %s does not match the realm example's", cfg.OIDCRedirectURL())
 	}
 }
+
+// NaN, Inf and numbers too large for the field used to be accepted and converted with
+// platform-dependent results: memory_max = "NaN" was 8 EiB on amd64, cpu_quota = "inf" passed
+// Validate and failed every spawn, cookie_max_age = "1e300d" became a negative duration.
+func TestNonFiniteAndHugeNumbersAreRefused(t *testing.T) {
+	for _, src := range []string{
+		"[spawner]\nmemory_max = \"NaN\"", "[spawner]\nmemory_max = \"inf\"", "[spawner]\nmemory_max = \"1e30\"",
+		"[spawner]\nmemory_max = \"16777216T\"", "[spawner]\nmemory_max = \"18446744073709551615\"",
+		"[spawner]\ncpu_quota = \"nan\"", "[spawner]\ncpu_quota = \"+Inf%\"", "[spawner]\ncpu_quota = \"1e300%\"",
+		"[hub]\ncookie_max_age = \"1e300d\"", "[hub]\ncookie_max_age = \"NaNd\"", "[auth.oidc]\nrefresh_before = \"-infd\"",
+	} {
+		cfg := Default()
+		key := strings.SplitN(strings.SplitN(src, "\n", 2)[1], " ", 2)[0]
+		if err := Parse([]byte(src), &cfg); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	if err := Parse([]byte("[spawner]\nmemory_max = \"16T\"\ncpu_quota = \"6400%\"\nstart_timeout = \"30d\""), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Spawner.MemoryMax != 16<<40 || cfg.Spawner.CPUQuota != 6400 || cfg.Spawner.StartTimeout.D() != 30*24*time.Hour {
+		t.Errorf("parsed %+v", cfg.Spawner)
+	}
+}
