@@ -211,6 +211,16 @@ func Parse(data []byte, cfg *Config) error {
 		}
 		return fmt.Errorf("unknown key(s) %s: check the spelling against the documented keys in config.example.toml", strings.Join(keys, ", "))
 	}
+	// The decoder leaves a map as it was when the file gives it something other than a table, and
+	// wraps a negative integer into an unsigned field; both would run with what the file did not say.
+	for _, k := range [][]string{{"spawner", "env"}, {"auth", "oidc", "auth_params"}} {
+		if typ := md.Type(k...); md.IsDefined(k...) && typ != "Hash" && typ != "" {
+			return fmt.Errorf("%s: must be a table such as { NAME = \"value\" }", strings.Join(k, "."))
+		}
+	}
+	if md.IsDefined("spawner", "tasks_max") && cfg.Spawner.TasksMax > math.MaxInt64 {
+		return errors.New("spawner.tasks_max: must not be negative (0 leaves systemd's default)")
+	}
 	return nil
 }
 

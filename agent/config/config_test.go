@@ -142,3 +142,26 @@ func TestNonFiniteAndHugeNumbersAreRefused(t *testing.T) {
 		t.Errorf("parsed %+v", cfg.Spawner)
 	}
 }
+
+// The TOML decoder silently kept a map as it was when given a string or an array (env = "A=b"),
+// and wrapped tasks_max = -1 to 2^64-1, which systemd reads as "infinity".
+func TestWrongTypesAreRefusedNotIgnored(t *testing.T) {
+	for src, key := range map[string]string{
+		"[spawner]\nenv = \"FOO=bar\"":                      "spawner.env",
+		"[spawner]\nenv = [\"FOO=bar\"]":                    "spawner.env",
+		"[[spawner.env]]\nFOO = \"bar\"":                    "spawner.env",
+		"[auth.oidc]\nauth_params = \"kc_idp_hint=github\"": "auth.oidc.auth_params",
+		"[spawner]\ntasks_max = -1":                         "spawner.tasks_max",
+	} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+	for _, src := range []string{"[spawner]\nenv = { A = \"1\" }", "[spawner.env]\nA = \"1\"", "spawner.env.A = \"1\"", "[spawner]\nenv.A = \"1\""} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err != nil || cfg.Spawner.Env["A"] != "1" {
+			t.Errorf("%q: err = %v, env = %v", src, err, cfg.Spawner.Env)
+		}
+	}
+}
