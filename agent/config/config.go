@@ -15,7 +15,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -204,11 +206,18 @@ func Parse(data []byte, cfg *Config) error {
 		}
 		return err
 	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, len(undecoded))
-		for i, k := range undecoded {
-			keys[i] = k.String()
+	var keys []string
+	for _, k := range md.Undecoded() {
+		keys = append(keys, k.String())
+	}
+	// The decoder also fills a field from a key that differs from its name only in case, and
+	// from whichever of "memory_max" and "Memory_Max" it meets last, at random.
+	for _, k := range md.Keys() {
+		if !knownKey(reflect.TypeFor[Config](), k) && !slices.Contains(keys, k.String()) {
+			keys = append(keys, k.String())
 		}
+	}
+	if len(keys) > 0 {
 		return fmt.Errorf("unknown key(s) %s: check the spelling against the documented keys in config.example.toml", strings.Join(keys, ", "))
 	}
 	// The decoder leaves a map as it was when the file gives it something other than a table, and
@@ -222,6 +231,30 @@ func Parse(data []byte, cfg *Config) error {
 		return errors.New("spawner.tasks_max: must not be negative (0 leaves systemd's default)")
 	}
 	return nil
+}
+
+// knownKey reports whether every part of k is the exact toml name of a field; anything goes below
+// a map (spawner.env, auth.oidc.auth_params).
+func knownKey(t reflect.Type, k toml.Key) bool {
+	for _, part := range k {
+		if t.Kind() == reflect.Map {
+			return true
+		}
+		if t.Kind() != reflect.Struct {
+			return false
+		}
+		var next reflect.Type
+		for i := 0; i < t.NumField() && next == nil; i++ {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == part {
+				next = t.Field(i).Type
+			}
+		}
+		if next == nil {
+			return false
+		}
+		t = next
+	}
+	return true
 }
 
 // Validate checks the values and returns every problem found, each naming its key and the fix.

@@ -165,3 +165,25 @@ func TestWrongTypesAreRefusedNotIgnored(t *testing.T) {
 		}
 	}
 }
+
+// The decoder matched keys to fields ignoring case, so "CMD" set spawner.cmd, and with both
+// "memory_max" and "Memory_Max" in a file which one won changed from start to start.
+func TestKeysDifferingInCaseAreUnknown(t *testing.T) {
+	for src, key := range map[string]string{
+		"[spawner]\nCMD = [\"/bin/x\"]":                           "spawner.CMD",
+		"[Spawner]\ncmd = [\"/bin/x\"]":                           "Spawner",
+		"[spawner]\nmemory_max = \"1G\"\nMemory_Max = \"4G\"":     "spawner.Memory_Max",
+		"[auth.OIDC]\nissuer = \"https://sso.example.org\"":       "auth.OIDC",
+		"[hub]\nListen = \"0.0.0.0:80\"\nlisten = \"[::1]:8000\"": "hub.Listen",
+	} {
+		cfg := Default()
+		err := Parse([]byte(src), &cfg)
+		if err == nil || !strings.Contains(err.Error(), "unknown key(s) ") || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want unknown key %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	if err := Parse([]byte("[spawner.env]\nPATH_EXTRA = \"x\"\npath_extra = \"y\""), &cfg); err != nil || len(cfg.Spawner.Env) != 2 {
+		t.Errorf("environment names are not config keys: err = %v, env = %v", err, cfg.Spawner.Env)
+	}
+}
