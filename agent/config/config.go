@@ -431,7 +431,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
 		v := n * float64(24*time.Hour)
-		// Also refuses NaN, and what does not fit a time.Duration (which would wrap).
+		// Also refuses NaN, and what does not fit a time.Duration (Go leaves that conversion to the CPU).
 		if err != nil || !(v >= math.MinInt64 && v < math.MaxInt64) {
 			return fmt.Errorf("invalid duration %q", s)
 		}
@@ -464,7 +464,7 @@ func (s *Size) UnmarshalText(b []byte) error {
 	}
 	n, err := strconv.ParseFloat(str, 64)
 	v := n * float64(mult)
-	// Also refuses NaN and Inf, and sizes that do not fit the uint64 (which would wrap).
+	// Also refuses NaN and Inf, and sizes that do not fit a uint64 (Go leaves that conversion to the CPU).
 	if err != nil || !(v >= 0 && v < 1<<64) {
 		return fmt.Errorf("invalid size %q: use e.g. \"2G\", \"512M\", or \"0\" for no limit", string(b))
 	}
