@@ -9,12 +9,15 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -220,14 +223,55 @@ func Parse(data []byte, cfg *Config) error {
 		}
 		return err
 	}
-	if undecoded := md.Undecoded(); len(undecoded) > 0 {
-		keys := make([]string, len(undecoded))
-		for i, k := range undecoded {
-			keys[i] = k.String()
+	var keys []string
+	for _, k := range md.Undecoded() {
+		keys = append(keys, k.String())
+	}
+	// The decoder also fills a field from a key that differs from its name only in case, and
+	// from whichever of "memory_max" and "Memory_Max" it meets last, at random.
+	for _, k := range md.Keys() {
+		if !knownKey(reflect.TypeFor[Config](), k) && !slices.Contains(keys, k.String()) {
+			keys = append(keys, k.String())
 		}
+	}
+	if len(keys) > 0 {
 		return fmt.Errorf("unknown key(s) %s: check the spelling against the documented keys in config.example.toml", strings.Join(keys, ", "))
 	}
+	// The decoder leaves a map as it was when the file gives it something other than a table, and
+	// wraps a negative integer into an unsigned field; both would run with what the file did not say.
+	for _, k := range [][]string{{"spawner", "env"}, {"auth", "oidc", "auth_params"}} {
+		if typ := md.Type(k...); md.IsDefined(k...) && typ != "Hash" && typ != "" {
+			return fmt.Errorf("%s: must be a table such as { NAME = \"value\" }", strings.Join(k, "."))
+		}
+	}
+	if md.IsDefined("spawner", "tasks_max") && cfg.Spawner.TasksMax > math.MaxInt64 {
+		return errors.New("spawner.tasks_max: must not be negative (0 leaves systemd's default)")
+	}
 	return nil
+}
+
+// knownKey reports whether every part of k is the exact toml name of a field; anything goes below
+// a map (spawner.env, auth.oidc.auth_params).
+func knownKey(t reflect.Type, k toml.Key) bool {
+	for _, part := range k {
+		if t.Kind() == reflect.Map {
+			return true
+		}
+		if t.Kind() != reflect.Struct {
+			return false
+		}
+		var next reflect.Type
+		for i := 0; i < t.NumField() && next == nil; i++ {
+			if name, _, _ := strings.Cut(t.Field(i).Tag.Get("toml"), ","); name == part {
+				next = t.Field(i).Type
+			}
+		}
+		if next == nil {
+			return false
+		}
+		t = next
+	}
+	return true
 }
 
 // Validate checks the values and returns every problem found, each naming its key and the fix.
@@ -417,10 +461,12 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil {
+		v := n * float64(24*time.Hour)
+		// Also refuses NaN, and what does not fit a time.Duration (Go leaves that conversion to the CPU).
+		if err != nil || !(v >= math.MinInt64 && v < math.MaxInt64) {
 			return fmt.Errorf("invalid duration %q", s)
 		}
-		*d = Duration(n * float64(24*time.Hour))
+		*d = Duration(v)
 		return nil
 	}
 	v, err := time.ParseDuration(s)
@@ -448,10 +494,12 @@ func (s *Size) UnmarshalText(b []byte) error {
 		}
 	}
 	n, err := strconv.ParseFloat(str, 64)
-	if err != nil || n < 0 {
+	v := n * float64(mult)
+	// Also refuses NaN and Inf, and sizes that do not fit a uint64 (Go leaves that conversion to the CPU).
+	if err != nil || !(v >= 0 && v < 1<<64) {
 		return fmt.Errorf("invalid size %q: use e.g. \"2G\", \"512M\", or \"0\" for no limit", string(b))
 	}
-	*s = Size(n * float64(mult))
+	*s = Size(v)
 	return nil
 }
 
@@ -462,7 +510,9 @@ type Percent float64
 func (p *Percent) UnmarshalText(b []byte) error {
 	str := strings.TrimSuffix(strings.TrimSpace(string(b)), "%")
 	n, err := strconv.ParseFloat(str, 64)
-	if err != nil || n < 0 {
+	// Also refuses NaN and Inf, which no unit can start with, and quotas whose µs per second
+	// (the unit's CPUQuotaPerSecUSec) do not fit a uint64.
+	if err != nil || !(n >= 0 && n*10000 < 1<<64) {
 		return fmt.Errorf("invalid CPU quota %q: use e.g. \"200%%\" for two CPUs, or \"0\" for no limit", string(b))
 	}
 	*p = Percent(n)

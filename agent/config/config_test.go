@@ -117,3 +117,73 @@ func TestKeycloakExampleIsValid(t *testing.T) {
 		t.Errorf("redirect URL %s does not match the realm example's", cfg.OIDCRedirectURL())
 	}
 }
+
+// NaN, Inf and numbers too large for the field used to be accepted and converted with
+// platform-dependent results: memory_max = "NaN" was 8 EiB on amd64, cpu_quota = "inf" passed
+// Validate and failed every spawn, cookie_max_age = "1e300d" became a negative duration.
+func TestNonFiniteAndHugeNumbersAreRefused(t *testing.T) {
+	for _, src := range []string{
+		"[spawner]\nmemory_max = \"NaN\"", "[spawner]\nmemory_max = \"inf\"", "[spawner]\nmemory_max = \"1e30\"",
+		"[spawner]\nmemory_max = \"16777216T\"", "[spawner]\nmemory_max = \"18446744073709551615\"",
+		"[spawner]\ncpu_quota = \"nan\"", "[spawner]\ncpu_quota = \"+Inf%\"", "[spawner]\ncpu_quota = \"1e300%\"",
+		"[hub]\ncookie_max_age = \"1e300d\"", "[hub]\ncookie_max_age = \"NaNd\"", "[auth.oidc]\nrefresh_before = \"-infd\"",
+	} {
+		cfg := Default()
+		key := strings.SplitN(strings.SplitN(src, "\n", 2)[1], " ", 2)[0]
+		if err := Parse([]byte(src), &cfg); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	if err := Parse([]byte("[spawner]\nmemory_max = \"16T\"\ncpu_quota = \"6400%\"\nstart_timeout = \"30d\""), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Spawner.MemoryMax != 16<<40 || cfg.Spawner.CPUQuota != 6400 || cfg.Spawner.StartTimeout.D() != 30*24*time.Hour {
+		t.Errorf("parsed %+v", cfg.Spawner)
+	}
+}
+
+// The TOML decoder silently kept a map as it was when given a string or an array (env = "A=b"),
+// and wrapped tasks_max = -1 to 2^64-1, which systemd reads as "infinity".
+func TestWrongTypesAreRefusedNotIgnored(t *testing.T) {
+	for src, key := range map[string]string{
+		"[spawner]\nenv = \"FOO=bar\"":                      "spawner.env",
+		"[spawner]\nenv = [\"FOO=bar\"]":                    "spawner.env",
+		"[[spawner.env]]\nFOO = \"bar\"":                    "spawner.env",
+		"[auth.oidc]\nauth_params = \"kc_idp_hint=github\"": "auth.oidc.auth_params",
+		"[spawner]\ntasks_max = -1":                         "spawner.tasks_max",
+	} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+	for _, src := range []string{"[spawner]\nenv = { A = \"1\" }", "[spawner.env]\nA = \"1\"", "spawner.env.A = \"1\"", "[spawner]\nenv.A = \"1\""} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err != nil || cfg.Spawner.Env["A"] != "1" {
+			t.Errorf("%q: err = %v, env = %v", src, err, cfg.Spawner.Env)
+		}
+	}
+}
+
+// The decoder matched keys to fields ignoring case, so "CMD" set spawner.cmd, and with both
+// "memory_max" and "Memory_Max" in a file which one won changed from start to start.
+func TestKeysDifferingInCaseAreUnknown(t *testing.T) {
+	for src, key := range map[string]string{
+		"[spawner]\nCMD = [\"/bin/x\"]":                           "spawner.CMD",
+		"[Spawner]\ncmd = [\"/bin/x\"]":                           "Spawner",
+		"[spawner]\nmemory_max = \"1G\"\nMemory_Max = \"4G\"":     "spawner.Memory_Max",
+		"[auth.OIDC]\nissuer = \"https://sso.example.org\"":       "auth.OIDC",
+		"[hub]\nListen = \"0.0.0.0:80\"\nlisten = \"[::1]:8000\"": "hub.Listen",
+	} {
+		cfg := Default()
+		err := Parse([]byte(src), &cfg)
+		if err == nil || !strings.Contains(err.Error(), "unknown key(s) ") || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want unknown key %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	if err := Parse([]byte("[spawner.env]\nPATH_EXTRA = \"x\"\npath_extra = \"y\""), &cfg); err != nil || len(cfg.Spawner.Env) != 2 {
+		t.Errorf("environment names are not config keys: err = %v, env = %v", err, cfg.Spawner.Env)
+	}
+}

@@ -59,6 +59,10 @@ func Expand(raw []string, owner string, ownerScopes Set) Set {
 		}
 		name, filter, _ := strings.Cut(s, "!")
 		switch {
+		case filter != "" && (name == "self" || name == "inherit" || name == "all"):
+			// A metascope with a filter grants nothing, as in JupyterHub: dropping
+			// the filter would make "inherit!user=x" everything the owner holds.
+			return
 		case name == "self":
 			for _, x := range selfScopes {
 				add(x + "!user=" + owner)

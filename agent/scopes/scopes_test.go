@@ -75,3 +75,17 @@ func TestKnown(t *testing.T) {
 		}
 	}
 }
+
+// A filter on a metascope used to be dropped: a token asked for as "inherit!user=alice" got all of
+// its admin owner's scopes, "self!user=bob" its owner's own. As in JupyterHub, it grants nothing.
+func TestFilteredMetascopeGrantsNothing(t *testing.T) {
+	admin := ForUser("root", true)
+	for _, s := range []string{"inherit!user=alice", "all!group=gpu", "self!user=bob", "self!user", "inherit!server=root/"} {
+		if got := Intersect(Expand([]string{s}, "root", admin), admin); len(got) != 0 {
+			t.Errorf("%s grants %v", s, got.List())
+		}
+	}
+	if got := Expand([]string{"inherit", "self"}, "root", admin); !reflect.DeepEqual(got, admin) {
+		t.Error("unfiltered inherit and self changed")
+	}
+}
