@@ -14,7 +14,7 @@ $(BIN): $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum agent/pa
 	CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/jupyterhub-go
 
 # The one test command: unit tests here, then the integration suite in a throw-away VM.
-test: lint unit package-test integration
+test: lint unit fuzz package-test integration
 
 unit: oidc-provider
 	$(GO) test -count=1 ./...
@@ -27,7 +27,8 @@ unit: oidc-provider
 FUZZTIME ?= 5s
 FUZZ_TARGETS := spawner:FuzzUnitName spawner:FuzzUnitNameCollision \
 	agent/scopes:FuzzKnownExpand agent/scopes:FuzzFilteredScope agent/scopes:FuzzIntersect \
-	agent/config:FuzzParse agent/config:FuzzValidUsername agent/config:FuzzUnits
+	agent/config:FuzzParse agent/config:FuzzValidUsername agent/config:FuzzUnits \
+	agent/auth:FuzzSafeNext agent/web:FuzzHasDotSegment agent/router:FuzzRouterPath agent/oauth:FuzzOAuthParameters
 
 fuzz:
 	@for t in $(FUZZ_TARGETS); do \

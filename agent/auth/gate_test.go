@@ -10,7 +10,7 @@ import (
 
 func newGate(t *testing.T) *Gate {
 	t.Helper()
-	g, err := New(config.Default(), nil, nil, make([]byte, 32), make([]byte, 32), nil)
+	g, err := New(defaultConfig(), nil, nil, make([]byte, 32), make([]byte, 32), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,3 +59,5 @@ func TestRedirectsWithControlCharactersAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func defaultConfig() config.Config { return config.Default() }

@@ -30,14 +30,14 @@ import (
 type Hub struct {
 	*agent.Hub
 	URL       string
-	t         *testing.T
+	t         testing.TB
 	units     *Units
 	passwords *Passwords
 }
 
 // New starts a hub with the default configuration, changed by opts. Tests log users in with
 // Login, or through the login form with a password set by SetPassword.
-func New(t *testing.T, opts ...func(*config.Config)) *Hub {
+func New(t testing.TB, opts ...func(*config.Config)) *Hub {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Hub.DataDir = t.TempDir()
@@ -117,7 +117,7 @@ type Reply struct {
 }
 
 // JSON decodes a reply that must be a JSON object.
-func (r Reply) JSON(t *testing.T) map[string]any {
+func (r Reply) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var m map[string]any
 	if err := json.Unmarshal(r.Body, &m); err != nil {

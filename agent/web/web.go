@@ -141,11 +141,18 @@ func Middleware(log *slog.Logger, quiet func(path string) bool, next http.Handle
 	})
 }
 
-// HasDotSegment reports whether an escaped path has a "." or ".." segment, also percent-encoded.
+// HasDotSegment reports whether an escaped path has a "." or ".." segment, also percent-encoded
+// (a server behind the router may decode "%2F" and "%2E" before it normalizes the path).
 func HasDotSegment(p string) bool {
 	for _, seg := range strings.Split(p, "/") {
-		if u, err := url.PathUnescape(seg); err == nil && (u == "." || u == ".." || strings.Contains(u, "/..") || strings.Contains(u, "../")) {
-			return true
+		u, err := url.PathUnescape(seg)
+		if err != nil {
+			continue
+		}
+		for _, part := range strings.Split(u, "/") {
+			if part == "." || part == ".." {
+				return true
+			}
 		}
 	}
 	return false
