@@ -55,6 +55,8 @@ type Hub struct {
 	gate    *auth.Gate
 	servers *servers.Manager
 	handler http.Handler
+	// shutdown carries an API request to end the hub: true stops every server first.
+	shutdown chan bool
 }
 
 // New opens the hub's state under the data dir and wires the HTTP surfaces; it starts nothing.
@@ -107,17 +109,24 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		return nil, err
 	}
 	mux := http.NewServeMux()
-	api.New(cfg, st, core, gate, log).Register(mux)
+	h := &Hub{cfg: cfg, log: log, store: st, gate: gate, servers: core, shutdown: make(chan bool, 1)}
+	api.New(cfg, st, core, gate, api.Deps{Passwords: deps.Auth, Logger: log, Shutdown: h.requestShutdown}).Register(mux)
 	oauth.New(prefix, cfg.Hub.CookieMaxAge.D(), st, gate, render, log).Register(mux)
 	pages.New(cfg, pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}).Register(mux)
 	router.New(prefix, core, gate, render, log).Register(mux)
 	quiet := func(p string) bool {
 		return strings.HasPrefix(p, prefix+"/user/") || strings.HasSuffix(p, "/activity") || p == prefix+"/hub/api" || p == prefix+"/hub/api/"
 	}
-	return &Hub{
-		cfg: cfg, log: log, store: st, gate: gate, servers: core,
-		handler: web.Middleware(log, quiet, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), mux)),
-	}, nil
+	h.handler = web.Middleware(log, quiet, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), mux))
+	return h, nil
+}
+
+// requestShutdown asks Run to end (POST /hub/api/shutdown).
+func (h *Hub) requestShutdown(stopServers bool) {
+	select {
+	case h.shutdown <- stopServers:
+	default: // one is under way
+	}
 }
 
 // Handler is the hub's whole HTTP surface.
@@ -178,6 +187,11 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
+	case stopServers := <-h.shutdown:
+		if stopServers {
+			h.log.Warn("stopping every server before shutting down, as the API asked")
+			h.servers.StopAll(context.WithoutCancel(ctx))
+		}
 	}
 	h.log.Info("hub shutting down; user servers keep running")
 	shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)

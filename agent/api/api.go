@@ -4,13 +4,18 @@
 package api
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
@@ -22,17 +27,29 @@ import (
 
 // API serves the REST API.
 type API struct {
-	cfg     config.Config
-	prefix  string
-	store   *store.Store
-	servers *servers.Manager
-	gate    *auth.Gate
-	log     *slog.Logger
+	cfg         config.Config
+	prefix      string
+	store       *store.Store
+	servers     *servers.Manager
+	gate        *auth.Gate
+	passwords   auth.Authenticator // for POST .../tokens with {"auth": ...}; nil without password logins
+	shutdownHub func(stopServers bool)
+	log         *slog.Logger
+}
+
+// Deps are what the API calls besides the store, the core and the login layer.
+type Deps struct {
+	// Passwords checks {"auth": {"username", "password"}} in a token request (PAM); nil refuses it.
+	Passwords auth.Authenticator
+	// Shutdown ends the hub, stopping every server first if asked (POST /shutdown).
+	Shutdown func(stopServers bool)
+	Logger   *slog.Logger
 }
 
 // New makes the API.
-func New(cfg config.Config, st *store.Store, sv *servers.Manager, gate *auth.Gate, log *slog.Logger) *API {
-	return &API{cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: st, servers: sv, gate: gate, log: log}
+func New(cfg config.Config, st *store.Store, sv *servers.Manager, gate *auth.Gate, d Deps) *API {
+	return &API{cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: st, servers: sv, gate: gate,
+		passwords: d.Passwords, shutdownHub: d.Shutdown, log: d.Logger}
 }
 
 // apiHandler is an API endpoint that runs once the caller is known.
@@ -66,20 +83,40 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/users/{name}/activity", a.authed(methods{"POST": a.activity}))
 	mux.Handle(api+"/users/{name}/server", a.authed(methods{"POST": a.startServer, "DELETE": a.stopServer}))
 	mux.Handle(api+"/users/{name}/server/progress", a.authed(methods{"GET": a.progress}))
-	mux.Handle(api+"/users/{name}/tokens", a.authed(methods{"GET": a.listTokens, "POST": a.createToken}))
+	mux.Handle(api+"/users/{name}/tokens", a.authedWith(methods{"GET": a.listTokens, "POST": a.createToken}, true))
 	mux.Handle(api+"/users/{name}/tokens/{id}", a.authed(methods{"GET": a.getToken, "DELETE": a.deleteToken}))
 	named := func(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 		web.Error(w, http.StatusBadRequest, "named servers are not enabled on this hub; use /users/{name}/server")
 	}
+	// An empty server name is the default server: JupyterHub's own admin page calls these.
+	mux.Handle(api+"/users/{name}/servers/{$}", a.authed(methods{"POST": a.startServer, "DELETE": a.stopServer}))
 	mux.Handle(api+"/users/{name}/servers/{server}", a.authed(methods{"POST": named, "DELETE": named}))
 	mux.Handle(api+"/users/{name}/servers/{server}/progress", a.authed(methods{"GET": named}))
-	mux.Handle(api+"/proxy", a.authed(methods{"GET": a.proxy}))
+	mux.Handle(api+"/proxy", a.authed(methods{"GET": a.proxy, "POST": a.syncProxy, "PATCH": a.syncProxy}))
+	mux.Handle(api+"/shutdown", a.authed(methods{"POST": a.shutdown}))
+	mux.Handle(api+"/authorizations/token/{token}", a.authed(methods{"GET": a.tokenOwner}))
 }
 
 // authed resolves the caller from a token (Authorization header) or the login cookie, and
 // answers 403 when there is neither: JupyterHub clients treat 403, not 401, as "not logged in".
-func (a *API) authed(m methods) http.Handler {
+func (a *API) authed(m methods) http.Handler { return a.authedWith(m, false) }
+
+// authedWith is authed; with passwords, a request without credentials may also authenticate with
+// {"auth": {"username": ..., "password": ...}} in its body, as JupyterHub allows for tokens.
+func (a *API) authedWith(m methods, passwords bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			// A CORS preflight: say what may be sent. Cross-origin use still needs a token,
+			// and no Access-Control-Allow-Origin is given for these endpoints.
+			allowed := make([]string, 0, len(m))
+			for k := range m {
+				allowed = append(allowed, k)
+			}
+			w.Header().Set("Access-Control-Allow-Headers", "accept, content-type, authorization, x-xsrftoken")
+			w.Header().Set("Access-Control-Allow-Methods", strings.Join(allowed, ", "))
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		fn, ok := m[r.Method]
 		if !ok {
 			allowed := make([]string, 0, len(m))
@@ -91,6 +128,9 @@ func (a *API) authed(m methods) http.Handler {
 			return
 		}
 		c, err := a.gate.FromRequest(r)
+		if passwords && r.Method == http.MethodPost && errors.Is(err, store.ErrNotFound) && !errors.Is(err, auth.ErrXSRF) {
+			c, err = a.passwordCaller(w, r)
+		}
 		if errors.Is(err, auth.ErrXSRF) {
 			web.Error(w, http.StatusForbidden, "XSRF check failed: send the _xsrf token (X-XSRFToken header) with cookie-authenticated requests, or use an API token")
 			return
@@ -226,8 +266,9 @@ func paging(r *http.Request) (offset, limit int, paginated bool, err error) {
 	return offset, limit, paginated, nil
 }
 
-// paginated wraps a page of items as JupyterHub's PaginatedList.
-func paginatedList(r *http.Request, items any, offset, limit, total int) map[string]any {
+// paginatedList wraps a page of items as JupyterHub's PaginatedList; next.url is absolute, as
+// JupyterHub's is (the stock idle culler fetches it as it is).
+func (a *API) paginatedList(r *http.Request, items any, offset, limit, total int) map[string]any {
 	var next any
 	if offset+limit < total {
 		u := *r.URL
@@ -235,7 +276,7 @@ func paginatedList(r *http.Request, items any, offset, limit, total int) map[str
 		q.Set("offset", strconv.Itoa(offset+limit))
 		q.Set("limit", strconv.Itoa(limit))
 		u.RawQuery = q.Encode()
-		next = map[string]any{"offset": offset + limit, "limit": limit, "url": u.RequestURI()}
+		next = map[string]any{"offset": offset + limit, "limit": limit, "url": a.fullURL(r, u.RequestURI())}
 	}
 	return map[string]any{
 		"items":       items,
@@ -253,7 +294,33 @@ func boolQuery(q url.Values, key string) bool {
 
 // decodeJSON reads a JSON body of at most hub.max_body_bytes.
 func (a *API) decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	return web.DecodeJSON(w, r, a.cfg.Hub.MaxBodyBytes, v)
+	return web.DecodeJSON(w, r, a.cfg.Hub.MaxBodyBytes, v, !auth.HasToken(r), false)
+}
+
+// decodeModel is decodeJSON for bodies that are a model JupyterHub checks key by key.
+func (a *API) decodeModel(w http.ResponseWriter, r *http.Request, v any) error {
+	return web.DecodeJSON(w, r, a.cfg.Hub.MaxBodyBytes, v, !auth.HasToken(r), true)
+}
+
+// fullURL makes a path absolute: from hub.public_url when set, else from how the request came in
+// (scheme as the trusted proxy says, Host as sent).
+func (a *API) fullURL(r *http.Request, path string) string {
+	if pu := strings.TrimSuffix(a.cfg.Hub.PublicURL, "/"); pu != "" {
+		if u, err := url.Parse(pu); err == nil {
+			return u.Scheme + "://" + u.Host + path
+		}
+	}
+	scheme := "http"
+	if a.gate.Secure(r) {
+		scheme = "https"
+	}
+	host := r.Host
+	if a.gate.FromTrustedProxy(r) {
+		if fh := r.Header.Get("X-Forwarded-Host"); fh != "" {
+			host = strings.TrimSpace(strings.Split(fh, ",")[0])
+		}
+	}
+	return scheme + "://" + host + path
 }
 
 // writeErr is web.WriteErr, with a start or stop that does not fit the server's state as 400.
@@ -263,4 +330,108 @@ func (a *API) writeErr(w http.ResponseWriter, err error) {
 		return
 	}
 	web.WriteErr(w, err)
+}
+
+// syncProxy is POST/PATCH /proxy: with an external proxy, JupyterHub re-sends its routes or
+// points itself at a new proxy. The router is built in and always in sync, so there is nothing
+// to do but say so.
+func (a *API) syncProxy(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if !c.Scopes["proxy"] {
+		web.Error(w, http.StatusForbidden, "requires scope proxy")
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// shutdown is POST /shutdown: the hub exits; with {"servers": true} it stops every server first.
+// Without that, servers keep running and the next hub re-adopts them (JupyterHub's default is to
+// stop them, because its servers die with its proxy; here they do not).
+func (a *API) shutdown(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if !c.Scopes["shutdown"] {
+		web.Error(w, http.StatusForbidden, "requires scope shutdown")
+		return
+	}
+	var body struct {
+		Servers bool `json:"servers"`
+		Proxy   bool `json:"proxy"` // the router is the hub: it always goes with it
+	}
+	if err := a.decodeModel(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	if a.shutdownHub == nil {
+		web.Error(w, http.StatusServiceUnavailable, "this hub cannot shut itself down")
+		return
+	}
+	a.log.Warn("shutdown requested through the API", "by", c.User.Name, "stop_servers", body.Servers)
+	w.WriteHeader(http.StatusAccepted)
+	go a.shutdownHub(body.Servers)
+}
+
+// tokenOwner is the deprecated GET /authorizations/token/{token}: the model of the token's owner,
+// for old services that identify users this way (JupyterHub 5 still answers it; GET /user with
+// the token is the way now).
+func (a *API) tokenOwner(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	owner, err := a.gate.FromToken(r.Context(), r.PathValue("token"))
+	if err != nil {
+		web.Error(w, http.StatusNotFound, "no such token")
+		return
+	}
+	if owner.User.ID != c.User.ID && !c.Scopes.Allows("read:users:name", scopes.Target{User: owner.User.Name, Groups: owner.User.Groups}) {
+		web.Error(w, http.StatusNotFound, "no such token")
+		return
+	}
+	m, err := a.userModel(r.Context(), owner.User, c.Scopes, false)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	web.JSON(w, http.StatusOK, m)
+}
+
+// passwordCaller authenticates a request by the username and password in its JSON body, under
+// the same throttle as the login form. The body is put back for the handler.
+func (a *API) passwordCaller(w http.ResponseWriter, r *http.Request) (*auth.Caller, error) {
+	if a.passwords == nil {
+		return nil, store.ErrNotFound
+	}
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, a.cfg.Hub.MaxBodyBytes))
+	if err != nil {
+		return nil, web.Errorf(http.StatusRequestEntityTooLarge, "request body over %d bytes (hub.max_body_bytes)", a.cfg.Hub.MaxBodyBytes)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	var body struct {
+		Auth struct {
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"auth"`
+	}
+	if json.Unmarshal(raw, &body) != nil || body.Auth.Username == "" || body.Auth.Password == "" {
+		return nil, store.ErrNotFound
+	}
+	name := strings.ToLower(strings.TrimSpace(body.Auth.Username))
+	if web.ValidName(name) != nil {
+		return nil, store.ErrNotFound
+	}
+	if blocked, wait := a.gate.LoginThrottled(r, name); blocked {
+		return nil, web.Errorf(http.StatusTooManyRequests, "too many failed logins for this account or from this address; try again in %s", wait.Round(time.Second)+time.Second)
+	}
+	id, err := a.passwords.Authenticate(r.Context(), name, body.Auth.Password)
+	if errors.Is(err, auth.ErrBadLogin) {
+		a.gate.LoginFailed(r, name)
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("check password: %w", err)
+	}
+	admin, allowed := a.gate.Admission(id)
+	if !allowed {
+		return nil, web.Errorf(http.StatusForbidden, "%s may not use this hub", id.Name)
+	}
+	a.gate.LoginSucceeded(name)
+	u, err := a.gate.RecordLogin(r.Context(), id, admin, false)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin)}, nil
 }

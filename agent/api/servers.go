@@ -70,7 +70,7 @@ func (a *API) stopServer(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		return
 	}
 	if sv.State == store.Stopped {
-		web.Error(w, http.StatusBadRequest, "%s's server is not running", u.Name)
+		w.WriteHeader(http.StatusNoContent) // as JupyterHub: already where the caller wants it
 		return
 	}
 	done, err := a.servers.Stop(sv)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
 	"time"
 
@@ -16,7 +17,7 @@ func (a *API) tokenModel(u store.User, t store.Token) map[string]any {
 		"kind":          "api_token",
 		"user":          u.Name,
 		"roles":         []string{},
-		"scopes":        t.Scopes,
+		"scopes":        a.tokenScopes(u, t),
 		"note":          t.Note,
 		"created":       web.ISOTime(t.Created),
 		"last_activity": web.ISOTime(t.LastActivity),
@@ -56,10 +57,11 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		return
 	}
 	var body struct {
-		ExpiresIn *int64   `json:"expires_in"`
-		Note      string   `json:"note"`
-		Scopes    []string `json:"scopes"`
-		Roles     []string `json:"roles"`
+		ExpiresIn *int64          `json:"expires_in"`
+		Note      string          `json:"note"`
+		Scopes    []string        `json:"scopes"`
+		Roles     []string        `json:"roles"`
+		Auth      json.RawMessage `json:"auth"` // credentials, read by passwordCaller
 	}
 	if err := a.decodeJSON(w, r, &body); err != nil {
 		a.writeErr(w, err)
@@ -158,4 +160,11 @@ func (a *API) deleteToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// tokenScopes are what a token can do, as JupyterHub 5 shows them: its scopes expanded and cut to
+// what its owner holds today.
+func (a *API) tokenScopes(u store.User, t store.Token) []string {
+	owner := scopes.ForUser(u.Name, u.Admin)
+	return scopes.Intersect(scopes.Expand(t.Scopes, u.Name, owner), owner).List()
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
@@ -99,6 +101,14 @@ func (a *API) serverModel(sv store.Server, withState bool) map[string]any {
 		"full_url":          nil,
 		"full_progress_url": nil,
 	}
+	if a.cfg.Hub.PublicURL != "" {
+		// As JupyterHub: the full URLs are known only once the hub knows its public URL.
+		base := strings.TrimSuffix(a.cfg.Hub.PublicURL, "/")
+		if u, err := url.Parse(base); err == nil {
+			base = u.Scheme + "://" + u.Host
+		}
+		m["full_url"], m["full_progress_url"] = base+m["url"].(string), base+progress
+	}
 	if withState {
 		m["state"] = map[string]any{"unit": sv.Unit, "port": sv.Port}
 	}
@@ -130,9 +140,12 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller) 
 		web.Error(w, http.StatusBadRequest, "sort must be id, name or last_activity, optionally with a leading '-'")
 		return
 	}
-	users, total, err := a.store.ListUsers(r.Context(), store.UserQuery{
-		Offset: offset, Limit: limit, State: state, NameFilter: q.Get("name_filter"), Sort: sort,
-	})
+	query := store.UserQuery{Offset: offset, Limit: limit, State: state, NameFilter: q.Get("name_filter"), Sort: sort}
+	if all, names, groups := c.Scopes.Reach("list:users"); !all {
+		// Page through the users this caller may list, not through everyone with gaps.
+		query.Only = &store.Reach{Names: names, Groups: groups}
+	}
+	users, total, err := a.store.ListUsers(r.Context(), query)
 	if err != nil {
 		a.writeErr(w, err)
 		return
@@ -156,7 +169,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller) 
 		web.JSON(w, http.StatusOK, items)
 		return
 	}
-	web.JSON(w, http.StatusOK, paginatedList(r, items, offset, limit, total))
+	web.JSON(w, http.StatusOK, a.paginatedList(r, items, offset, limit, total))
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
@@ -178,10 +191,11 @@ func (a *API) createUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		return
 	}
 	var body struct {
-		Usernames []string `json:"usernames"`
-		Admin     bool     `json:"admin"`
+		Usernames []string  `json:"usernames"`
+		Admin     bool      `json:"admin"`
+		Groups    *[]string `json:"groups"`
 	}
-	if err := a.decodeJSON(w, r, &body); err != nil {
+	if err := a.decodeModel(w, r, &body); err != nil {
 		a.writeErr(w, err)
 		return
 	}
@@ -200,6 +214,9 @@ func (a *API) createUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		u, err := a.store.CreateUser(r.Context(), name, body.Admin)
 		if errors.Is(err, store.ErrExists) {
 			continue
+		}
+		if err == nil && body.Groups != nil {
+			u, err = a.store.UpdateUser(r.Context(), name, store.UserPatch{Groups: body.Groups})
 		}
 		if err != nil {
 			a.writeErr(w, err)
@@ -227,13 +244,18 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		return
 	}
 	var body struct {
-		Admin bool `json:"admin"`
+		Name   string    `json:"name"` // JupyterHub's user model has it; the path decides
+		Admin  bool      `json:"admin"`
+		Groups *[]string `json:"groups"`
 	}
-	if err := a.decodeJSON(w, r, &body); err != nil {
+	if err := a.decodeModel(w, r, &body); err != nil {
 		a.writeErr(w, err)
 		return
 	}
 	u, err := a.store.CreateUser(r.Context(), name, body.Admin)
+	if err == nil && body.Groups != nil {
+		u, err = a.store.UpdateUser(r.Context(), name, store.UserPatch{Groups: body.Groups})
+	}
 	if err != nil {
 		a.writeErr(w, err)
 		return
@@ -249,10 +271,11 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request, c *auth.Caller) 
 		return
 	}
 	var body struct {
-		Name  *string `json:"name"`
-		Admin *bool   `json:"admin"`
+		Name   *string   `json:"name"`
+		Admin  *bool     `json:"admin"`
+		Groups *[]string `json:"groups"`
 	}
-	if err := a.decodeJSON(w, r, &body); err != nil {
+	if err := a.decodeModel(w, r, &body); err != nil {
 		a.writeErr(w, err)
 		return
 	}
@@ -269,7 +292,11 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request, c *auth.Caller) 
 			}
 		}
 	}
-	u, err := a.store.UpdateUser(r.Context(), u.Name, store.UserPatch{Name: body.Name, Admin: body.Admin})
+	u, err := a.store.UpdateUser(r.Context(), u.Name, store.UserPatch{Name: body.Name, Admin: body.Admin, Groups: body.Groups})
+	if errors.Is(err, store.ErrExists) {
+		web.Error(w, http.StatusBadRequest, "user %s already exists", *body.Name) // JupyterHub: 400, not 409
+		return
+	}
 	if err != nil {
 		a.writeErr(w, err)
 		return
@@ -324,9 +351,9 @@ func (a *API) activity(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 		return
 	}
 	var body struct {
-		LastActivity *time.Time `json:"last_activity"`
+		LastActivity *web.Time `json:"last_activity"`
 		Servers      map[string]struct {
-			LastActivity *time.Time `json:"last_activity"`
+			LastActivity *web.Time `json:"last_activity"`
 		} `json:"servers"`
 	}
 	if err := a.decodeJSON(w, r, &body); err != nil {
@@ -337,8 +364,8 @@ func (a *API) activity(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 		web.Error(w, http.StatusBadRequest, "body needs last_activity and/or servers")
 		return
 	}
-	check := func(t *time.Time) bool {
-		if t != nil && time.Until(*t) > 59*time.Minute {
+	check := func(t *web.Time) bool {
+		if t != nil && time.Until(t.Time) > 59*time.Minute {
 			web.Error(w, http.StatusBadRequest, "last_activity %s is in the future", t.Format(time.RFC3339))
 			return false
 		}
@@ -367,14 +394,14 @@ func (a *API) activity(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 	}
 	for name, s := range body.Servers {
 		if s.LastActivity != nil {
-			if err := a.store.TouchServer(r.Context(), byName[name].ID, *s.LastActivity); err != nil {
+			if err := a.store.TouchServer(r.Context(), byName[name].ID, s.LastActivity.Time); err != nil {
 				a.writeErr(w, err)
 				return
 			}
 		}
 	}
 	if body.LastActivity != nil {
-		if err := a.store.TouchUser(r.Context(), u.ID, *body.LastActivity); err != nil {
+		if err := a.store.TouchUser(r.Context(), u.ID, body.LastActivity.Time); err != nil {
 			a.writeErr(w, err)
 			return
 		}

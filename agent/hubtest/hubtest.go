@@ -126,11 +126,15 @@ func (r Reply) JSON(t testing.TB) map[string]any {
 	return m
 }
 
-// Do sends a request with an optional token and JSON body, and header name/value pairs; it does
-// not follow redirects.
+// Do sends a request to a path (or an absolute URL) with an optional token and JSON body, and
+// header name/value pairs; it does not follow redirects.
 func (h *Hub) Do(method, path, token, body string, hdr ...string) Reply {
 	h.t.Helper()
-	req, _ := http.NewRequest(method, h.URL+path, strings.NewReader(body))
+	target := h.URL + path
+	if strings.HasPrefix(path, "http://") || strings.HasPrefix(path, "https://") {
+		target = path // an absolute URL the hub handed out, such as a next page
+	}
+	req, _ := http.NewRequest(method, target, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "token "+token)
 	}

@@ -25,14 +25,20 @@ var implies = map[string][]string{
 	"tokens":         {"read:tokens"},
 	"admin:groups":   {"groups", "read:roles:groups", "delete:groups"},
 	"groups":         {"read:groups", "list:groups"},
+	"list:groups":    {"read:groups:name"},
+	"read:groups":    {"read:groups:name"},
 	"admin:services": {"list:services", "read:services", "read:roles:services"},
+	"list:services":  {"read:services:name"},
+	"read:services":  {"read:services:name"},
 	"shares":         {"access:servers", "read:shares", "users:shares", "groups:shares"},
+	"users:shares":   {"read:users:shares"},
+	"groups:shares":  {"read:groups:shares"},
 }
 
 // selfScopes are what "self" means for a user: everything about themselves and their servers.
 var selfScopes = []string{
 	"read:users", "users:activity", "servers", "access:servers", "tokens",
-	"read:users:shares", "users:shares",
+	"users:shares", "read:shares",
 }
 
 // Role scopes, as JupyterHub's default roles define them.
@@ -205,4 +211,30 @@ func Known(scope string) bool {
 		return true
 	}
 	return false
+}
+
+// Reach says which users a scope reaches: all (unfiltered), or the users named in !user= and
+// !server= filters and the members of the groups in !group= filters.
+func (s Set) Reach(scope string) (all bool, users, groups []string) {
+	if s[scope] {
+		return true, nil, nil
+	}
+	for x := range s {
+		filter, ok := strings.CutPrefix(x, scope+"!")
+		if !ok {
+			continue
+		}
+		switch kind, value, _ := strings.Cut(filter, "="); kind {
+		case "user":
+			users = append(users, value)
+		case "server":
+			u, _, _ := strings.Cut(value, "/")
+			users = append(users, u)
+		case "group":
+			groups = append(groups, value)
+		}
+	}
+	sort.Strings(users)
+	sort.Strings(groups)
+	return false, users, groups
 }

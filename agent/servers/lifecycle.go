@@ -274,3 +274,25 @@ func (m *Manager) pickPort(ctx context.Context) (int, error) {
 	}
 	return 0, fmt.Errorf("no free port in spawner.port_range %d-%d", lo, hi)
 }
+
+// StopAll stops every server that is not stopped and waits until they have (or ctx ends).
+func (m *Manager) StopAll(ctx context.Context) {
+	all, err := m.store.Servers(ctx, 0, true)
+	if err != nil {
+		m.log.Error("list servers to stop", "err", err)
+		return
+	}
+	var waits []<-chan struct{}
+	for _, sv := range all {
+		if done, err := m.Stop(sv); err == nil {
+			waits = append(waits, done)
+		}
+	}
+	for _, done := range waits {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}

@@ -128,6 +128,29 @@ var migrations = []string{
 	ALTER TABLE sessions ADD COLUMN idp_subject TEXT NOT NULL DEFAULT '';
 	ALTER TABLE sessions ADD COLUMN idp_session TEXT NOT NULL DEFAULT '';
 	CREATE INDEX sessions_idp ON sessions(idp_session);`,
+	// Token ids are what the API shows ("a12"): a deleted token's id must never come back as
+	// another token's, which a plain rowid does after the newest is deleted. AUTOINCREMENT
+	// cannot be added to a table, so it is rebuilt.
+	`CREATE TABLE tokens_new (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		hash TEXT NOT NULL UNIQUE,
+		prefix TEXT NOT NULL,
+		user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+		kind TEXT NOT NULL,
+		scopes TEXT NOT NULL DEFAULT '[]',
+		note TEXT NOT NULL DEFAULT '',
+		created TEXT NOT NULL,
+		last_activity TEXT,
+		expires_at TEXT,
+		session_id TEXT,
+		oauth_client TEXT,
+		server_id INTEGER REFERENCES servers(id) ON DELETE CASCADE
+	);
+	INSERT INTO tokens_new SELECT id, hash, prefix, user_id, kind, scopes, note, created, last_activity, expires_at, session_id, oauth_client, server_id FROM tokens;
+	DROP TABLE tokens;
+	ALTER TABLE tokens_new RENAME TO tokens;
+	CREATE INDEX tokens_user ON tokens(user_id);
+	CREATE INDEX tokens_session ON tokens(session_id);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -89,3 +89,42 @@ func TestRenameOntoExistingNameIsRefused(t *testing.T) {
 		t.Errorf("rename onto bob: %v", err)
 	}
 }
+
+// API clients name tokens by id ("a3"): after the newest token is deleted, the next one must not
+// take its id, or a script holding "a3" would act on someone else's token.
+func TestTokenIDsAreNeverReused(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	u, _ := s.CreateUser(ctx, "alice", false)
+	first, _, _ := s.CreateToken(ctx, Token{UserID: u.ID, Kind: KindAPI})
+	if err := s.DeleteToken(ctx, u.ID, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	next, _, _ := s.CreateToken(ctx, Token{UserID: u.ID, Kind: KindAPI})
+	if next.ID == first.ID {
+		t.Errorf("the new token got the deleted token's id %d", next.ID)
+	}
+}
+
+// A token that may list only some users pages through those users, not through everyone with
+// empty pages.
+func TestListUsersWithinReach(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	for _, n := range []string{"alice", "bob", "carol", "dave"} {
+		s.CreateUser(ctx, n, false)
+	}
+	staff := []string{"staff"}
+	s.UpdateUser(ctx, "carol", UserPatch{Groups: &staff})
+	users, total, err := s.ListUsers(ctx, UserQuery{Limit: 10, Only: &Reach{Names: []string{"alice"}, Groups: []string{"staff"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, u := range users {
+		names = append(names, u.Name)
+	}
+	if total != 2 || len(names) != 2 || names[0] != "alice" || names[1] != "carol" {
+		t.Errorf("reach alice + group staff: %v of %d", names, total)
+	}
+}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -76,6 +77,14 @@ type UserQuery struct {
 	NameFilter string
 	// Sort is "id", "name" or "last_activity", with a leading "-" for descending.
 	Sort string
+	// Only, if not nil, keeps the users a filtered scope reaches: those named, or in one of the
+	// groups. Paging and the total then count only them.
+	Only *Reach
+}
+
+// Reach is the users a filtered scope such as list:users!user=alice or !group=staff reaches.
+type Reach struct {
+	Names, Groups []string
 }
 
 // ListUsers returns one page of users and the total number matching the filters.
@@ -93,6 +102,12 @@ func (s *Store) ListUsers(ctx context.Context, q UserQuery) ([]User, int, error)
 	if q.NameFilter != "" {
 		where = append(where, `instr(lower(name), lower(?)) > 0`)
 		args = append(args, q.NameFilter)
+	}
+	if q.Only != nil {
+		names, _ := json.Marshal(q.Only.Names)
+		groups, _ := json.Marshal(q.Only.Groups)
+		where = append(where, `(name IN (SELECT value FROM json_each(?)) OR EXISTS (SELECT 1 FROM json_each(users.groups) g WHERE g.value IN (SELECT value FROM json_each(?))))`)
+		args = append(args, string(names), string(groups))
 	}
 	cond := ""
 	if len(where) > 0 {

@@ -67,8 +67,11 @@ func WriteErr(w http.ResponseWriter, err error) {
 }
 
 // DecodeJSON reads an optional JSON body of at most limit bytes into v. An empty body leaves v as
-// it is.
-func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+// it is. As in JupyterHub, the body's Content-Type matters only for cookie-authenticated requests
+// (checkType): a form post from another site must not pass for JSON, but `curl -d` with a token
+// sends application/x-www-form-urlencoded and means JSON. With strict, keys v has no field for
+// are refused, as JupyterHub refuses unknown keys in a user model.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, checkType, strict bool) error {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
@@ -80,12 +83,16 @@ func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) erro
 	if len(strings.TrimSpace(string(body))) == 0 {
 		return nil
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := r.Header.Get("Content-Type"); checkType && ct != "" {
 		if mt, _, _ := mime.ParseMediaType(ct); mt != "application/json" {
 			return Errorf(http.StatusUnsupportedMediaType, "request body must be application/json, not %q", mt)
 		}
 	}
-	if err := json.Unmarshal(body, v); err != nil {
+	dec := json.NewDecoder(strings.NewReader(string(body)))
+	if strict {
+		dec.DisallowUnknownFields()
+	}
+	if err := dec.Decode(v); err != nil {
 		return Errorf(http.StatusBadRequest, "malformed JSON body: %v", err)
 	}
 	return nil
@@ -231,4 +238,23 @@ func (b *deadlineBody) Read(p []byte) (int, error) {
 		b.rc.SetReadDeadline(time.Time{})
 	}
 	return n, err
+}
+
+// Time is a timestamp in a request body. Like JupyterHub (dateutil's isoparse), it takes ISO 8601
+// with or without a zone, a missing zone meaning UTC: Python clients send datetime.utcnow()
+// without one.
+type Time struct{ time.Time }
+
+func (t *Time) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("a timestamp must be an ISO 8601 string: %w", err)
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999999", "2006-01-02 15:04:05.999999999Z07:00", "2006-01-02 15:04:05.999999999"} {
+		if v, err := time.Parse(layout, s); err == nil {
+			t.Time = v
+			return nil
+		}
+	}
+	return fmt.Errorf("%q is not an ISO 8601 timestamp (e.g. 2026-01-02T03:04:05.000000Z)", s)
 }

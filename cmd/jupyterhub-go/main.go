@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -28,9 +29,10 @@ const usage = `jupyterhub-go: JupyterHub, its proxy and a systemd spawner in one
 Usage:
   jupyterhub-go [--config FILE] serve           run the hub (the default command)
   jupyterhub-go [--config FILE] check-config    validate the configuration and explain problems
-  jupyterhub-go [--config FILE] token create [--user NAME] [--note TEXT] [--expires-in DURATION]
-                                                print a new admin API token for scripts
-  jupyterhub-go version                         print the version
+  jupyterhub-go [--config FILE] token create [--user NAME] [--create] [--admin] [--note TEXT] [--expires-in DURATION]
+                                                print a new API token for scripts: an existing
+                                                user's, or with --create --admin a new admin's
+  jupyterhub-go version (or --version)          print the version
 
 Flags:
   --config FILE   configuration file (default %s; if the default is absent, built-in
@@ -43,56 +45,82 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("jupyterhub-go", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprintf(stderr, usage, config.DefaultPath) }
-	cfgPath := fs.String("config", config.DefaultPath, "configuration file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+// globalFlags takes --config FILE (or --config=FILE) and --version out of args wherever they
+// stand: "jupyterhub-go token create --config FILE" is as good as "jupyterhub-go --config FILE
+// token create".
+func globalFlags(args []string) (rest []string, cfgPath string, explicit, version bool, err error) {
+	cfgPath = config.DefaultPath
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || a == "-" || a == "--" {
+			rest = append(rest, a)
+			continue
 		}
+		switch name {
+		case "config":
+			if !hasValue {
+				if i+1 >= len(args) {
+					return nil, "", false, false, errors.New("--config needs a file")
+				}
+				i++
+				value = args[i]
+			}
+			cfgPath, explicit = value, true
+		case "version":
+			version = true
+		default:
+			rest = append(rest, a)
+		}
+	}
+	return rest, cfgPath, explicit, version, nil
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	usageText := func() { fmt.Fprintf(stderr, usage, config.DefaultPath) }
+	args, cfgPath, explicit, showVersion, err := globalFlags(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "jupyterhub-go: %v\n", err)
 		return 2
 	}
-	cmd, rest := "serve", fs.Args()
+	cmd, rest := "serve", args
 	if len(rest) > 0 {
 		cmd, rest = rest[0], rest[1:]
 	}
-	if cmd == "serve" || cmd == "check-config" {
-		// "jupyterhub-go serve --config FILE" works as well as "jupyterhub-go --config FILE serve".
-		if err := fs.Parse(rest); err != nil {
-			return 2
-		}
-		if fs.NArg() > 0 {
-			fmt.Fprintf(stderr, "jupyterhub-go: unexpected arguments %q\n", fs.Args())
-			return 2
-		}
+	if showVersion {
+		cmd = "version"
 	}
-	explicit := false
-	fs.Visit(func(f *flag.Flag) { explicit = explicit || f.Name == "config" })
+	switch cmd {
+	case "-h", "-help", "--help":
+		cmd = "help"
+	}
+	if (cmd == "serve" || cmd == "check-config") && len(rest) > 0 {
+		fmt.Fprintf(stderr, "jupyterhub-go: unexpected arguments %q\n", rest)
+		return 2
+	}
 	if cmd == "version" {
 		fmt.Fprintf(stdout, "jupyterhub-go %s (JupyterHub API %s)\n", version, agent.Version)
 		return 0
 	}
 	if cmd == "help" {
-		fs.Usage()
+		usageText()
 		return 0
 	}
-	cfg, err := config.Load(*cfgPath, explicit)
+	cfg, err := config.Load(cfgPath, explicit)
 	if err != nil {
 		fmt.Fprintf(stderr, "jupyterhub-go: %v\n", err)
 		return 2
 	}
 	switch cmd {
 	case "serve":
-		return serve(cfg, *cfgPath, stderr)
+		return serve(cfg, cfgPath, stderr)
 	case "check-config":
-		return checkConfig(cfg, *cfgPath, stdout, stderr)
+		return checkConfig(cfg, cfgPath, stdout, stderr)
 	case "token":
 		return token(cfg, rest, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "jupyterhub-go: unknown command %q\n\n", cmd)
-		fs.Usage()
+		usageText()
 		return 2
 	}
 }
@@ -184,7 +212,7 @@ func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
 
 func token(cfg config.Config, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(stderr, "usage: jupyterhub-go token create [--user NAME] [--note TEXT] [--expires-in DURATION]")
+		fmt.Fprintln(stderr, "usage: jupyterhub-go token create [--user NAME] [--create] [--admin] [--note TEXT] [--expires-in DURATION]")
 		return 2
 	}
 	fs := flag.NewFlagSet("token create", flag.ContinueOnError)
@@ -193,7 +221,9 @@ func token(cfg config.Config, args []string, stdout, stderr io.Writer) int {
 	if len(cfg.Auth.AdminUsers) > 0 {
 		defUser = cfg.Auth.AdminUsers[0]
 	}
-	name := fs.String("user", defUser, "admin user the token belongs to (created, and made admin, if needed)")
+	name := fs.String("user", defUser, "user the token belongs to (must exist, unless --create)")
+	create := fs.Bool("create", false, "create the user if the hub does not know them yet")
+	makeAdmin := fs.Bool("admin", false, "make the user an admin (the token then holds admin scopes)")
 	note := fs.String("note", "created by jupyterhub-go token create", "note stored with the token")
 	expires := fs.Duration("expires-in", 0, "lifetime, e.g. 720h; 0 never expires")
 	if err := fs.Parse(args[1:]); err != nil {
@@ -214,10 +244,15 @@ func token(cfg config.Config, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer st.Close()
+	// A typo in --user must not mint a token for a new account, nor anyone become admin unasked.
 	u, err := st.GetUser(ctx, *name)
 	if errors.Is(err, store.ErrNotFound) {
-		u, err = st.CreateUser(ctx, *name, true)
-	} else if err == nil && !u.Admin {
+		if !*create {
+			fmt.Fprintf(stderr, "jupyterhub-go: the hub has no user %q; check the name, or add --create (and --admin for an admin token)\n", *name)
+			return 1
+		}
+		u, err = st.CreateUser(ctx, *name, *makeAdmin)
+	} else if err == nil && *makeAdmin && !u.Admin {
 		admin := true
 		u, err = st.UpdateUser(ctx, u.Name, store.UserPatch{Admin: &admin})
 	}

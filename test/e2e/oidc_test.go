@@ -55,7 +55,7 @@ unit_prefix = "jhgo-oidc"
 start_timeout = "240s"
 `, addr, base, dir+"/data", peer.Issuer, secret))
 	h := startHub(t, cfg, addr)
-	out, err := exec.Command(h.cmd.Path, "--config", cfg, "token", "create", "--user", "hubadmin").Output()
+	out, err := exec.Command(h.cmd.Path, "--config", cfg, "token", "create", "--user", "hubadmin", "--create", "--admin").Output()
 	if err != nil {
 		t.Fatalf("token create: %v", err)
 	}

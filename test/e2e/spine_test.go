@@ -35,7 +35,7 @@ start_timeout = "240s"
 slow_spawn_timeout = "2s"
 `, hubAddr, dir+"/data", memMax, cpuQuota, tasksMax))
 	h := startHub(t, cfg, hubAddr)
-	out, err := exec.Command(h.cmd.Path, "--config", cfg, "token", "create", "--user", "hubadmin").Output()
+	out, err := exec.Command(h.cmd.Path, "--config", cfg, "token", "create", "--user", "hubadmin", "--create", "--admin").Output()
 	if err != nil {
 		t.Fatalf("token create: %v", err)
 	}
