@@ -4,7 +4,9 @@
 package oauth
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -103,9 +105,20 @@ func (h *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	if granted == nil {
 		granted = []string{}
 	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	if challenge != "" {
+		if method == "" {
+			method = "plain" // RFC 7636 §4.3
+		}
+		if method != "S256" && method != "plain" {
+			h.render.Error(w, r, http.StatusBadRequest, "Bad OAuth request", "code_challenge_method must be S256 or plain.")
+			return
+		}
+	}
 	code, err := h.store.CreateCode(r.Context(), store.OAuthCode{
 		ClientID: client.ID, UserID: c.User.ID, RedirectURI: client.RedirectURI, Scopes: granted,
 		SessionID: c.Session.ID, ExpiresAt: time.Now().Add(5 * time.Minute),
+		Challenge: challenge, ChallengeMethod: method,
 	})
 	if err != nil {
 		h.render.Error(w, r, http.StatusInternalServerError, "Login failed", err.Error())
@@ -182,6 +195,10 @@ func (h *Provider) token(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "invalid_grant", "redirect_uri does not match the authorization request")
 		return
 	}
+	if !pkceVerified(code, r.PostForm.Get("code_verifier")) {
+		fail(http.StatusBadRequest, "invalid_grant", "code_verifier does not match the code_challenge of the authorization request")
+		return
+	}
 	ttl := h.tokenTTL
 	tok, secretTok, err := h.store.CreateToken(r.Context(), store.Token{
 		UserID: code.UserID, Kind: store.KindOAuth, Scopes: code.Scopes, SessionID: code.SessionID,
@@ -199,4 +216,18 @@ func (h *Provider) token(w http.ResponseWriter, r *http.Request) {
 		"expires_in":   int(ttl.Seconds()),
 		"scope":        strings.Join(code.Scopes, " "),
 	})
+}
+
+// pkceVerified checks RFC 7636's code_verifier against the challenge the code was issued for. A
+// code issued without a challenge needs no verifier (jupyterhub-singleuser 3 sends none).
+func pkceVerified(code store.OAuthCode, verifier string) bool {
+	switch code.ChallengeMethod {
+	case "":
+		return true
+	case "S256":
+		sum := sha256.Sum256([]byte(verifier))
+		return verifier != "" && subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(code.Challenge)) == 1
+	default: // plain
+		return verifier != "" && subtle.ConstantTimeCompare([]byte(verifier), []byte(code.Challenge)) == 1
+	}
 }

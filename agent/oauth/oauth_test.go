@@ -2,6 +2,8 @@ package oauth_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -90,5 +92,52 @@ func TestOAuthHandshakeAsSingleUserServerDoesIt(t *testing.T) {
 	th.Store().DeleteSession(ctx, sess.SessionID)
 	if r := th.Do("GET", "/hub/api/user", tok["access_token"].(string), ""); r.Status != 403 {
 		t.Errorf("OAuth token after logout = %d, want 403", r.Status)
+	}
+}
+
+// The provider used to ignore PKCE: a code stolen from the redirect could be exchanged without
+// the verifier only the real client holds.
+func TestPKCEIsChecked(t *testing.T) {
+	th := hubtest.New(t)
+	th.User("alice", false)
+	ctx := context.Background()
+	u, _ := th.Store().GetUser(ctx, "alice")
+	sv, _ := th.Store().Server(ctx, u.ID, "")
+	job := servers.NewJob(u, sv)
+	if err := (servers.Credentials{Store: th.Store()}).Start(ctx, job); err != nil {
+		t.Fatal(err)
+	}
+	secret := job.Env["JUPYTERHUB_API_TOKEN"]
+	verifier := "a-verifier-of-at-least-forty-three-characters-long-xx"
+	sum := sha256.Sum256([]byte(verifier))
+	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
+	codeFor := func() string {
+		req, _ := http.NewRequest("GET", th.URL+"/hub/api/oauth2/authorize?client_id=jupyterhub-user-alice&response_type=code&code_challenge_method=S256&code_challenge="+challenge, nil)
+		req.AddCookie(th.Login("alice"))
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		return loc.Query().Get("code")
+	}
+	exchange := func(code, verifier string) int {
+		resp, err := http.PostForm(th.URL+"/hub/api/oauth2/token", url.Values{"client_id": {"jupyterhub-user-alice"}, "client_secret": {secret},
+			"grant_type": {"authorization_code"}, "code": {code}, "code_verifier": {verifier}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := exchange(codeFor(), ""); status != http.StatusBadRequest {
+		t.Errorf("exchange without the verifier = %d, want 400", status)
+	}
+	if status := exchange(codeFor(), "wrong-verifier-wrong-verifier-wrong-verifier-xx"); status != http.StatusBadRequest {
+		t.Errorf("exchange with a wrong verifier = %d, want 400", status)
+	}
+	if status := exchange(codeFor(), verifier); status != http.StatusOK {
+		t.Errorf("exchange with the verifier = %d, want 200", status)
 	}
 }

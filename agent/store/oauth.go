@@ -59,13 +59,15 @@ type OAuthCode struct {
 	Scopes      []string
 	SessionID   string
 	ExpiresAt   time.Time
+	// Challenge and ChallengeMethod are the client's PKCE code_challenge (RFC 7636), if it sent one.
+	Challenge, ChallengeMethod string
 }
 
 // CreateCode stores a code and returns its secret.
 func (s *Store) CreateCode(ctx context.Context, c OAuthCode) (string, error) {
 	secret := NewSecret()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO oauth_codes (hash, client_id, user_id, redirect_uri, scopes, session_id, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		Hash(secret), c.ClientID, c.UserID, c.RedirectURI, toJSON(c.Scopes), nullString(c.SessionID), fmtTime(c.ExpiresAt))
+	_, err := s.db.ExecContext(ctx, `INSERT INTO oauth_codes (hash, client_id, user_id, redirect_uri, scopes, session_id, expires_at, code_challenge, code_challenge_method) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		Hash(secret), c.ClientID, c.UserID, c.RedirectURI, toJSON(c.Scopes), nullString(c.SessionID), fmtTime(c.ExpiresAt), c.Challenge, c.ChallengeMethod)
 	if err != nil {
 		return "", fmt.Errorf("create oauth code: %w", err)
 	}
@@ -77,8 +79,8 @@ func (s *Store) ConsumeCode(ctx context.Context, secret string) (OAuthCode, erro
 	var c OAuthCode
 	var scopes string
 	var session, expires sql.NullString
-	err := s.db.QueryRowContext(ctx, `DELETE FROM oauth_codes WHERE hash = ? RETURNING client_id, user_id, redirect_uri, scopes, session_id, expires_at`, Hash(secret)).
-		Scan(&c.ClientID, &c.UserID, &c.RedirectURI, &scopes, &session, &expires)
+	err := s.db.QueryRowContext(ctx, `DELETE FROM oauth_codes WHERE hash = ? RETURNING client_id, user_id, redirect_uri, scopes, session_id, expires_at, code_challenge, code_challenge_method`, Hash(secret)).
+		Scan(&c.ClientID, &c.UserID, &c.RedirectURI, &scopes, &session, &expires, &c.Challenge, &c.ChallengeMethod)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	}

@@ -151,6 +151,10 @@ var migrations = []string{
 	ALTER TABLE tokens_new RENAME TO tokens;
 	CREATE INDEX tokens_user ON tokens(user_id);
 	CREATE INDEX tokens_session ON tokens(session_id);`,
+	// PKCE (RFC 7636): the challenge a client sent with its authorization request, checked when
+	// it exchanges the code.
+	`ALTER TABLE oauth_codes ADD COLUMN code_challenge TEXT NOT NULL DEFAULT '';
+	ALTER TABLE oauth_codes ADD COLUMN code_challenge_method TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
