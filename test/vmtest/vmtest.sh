@@ -18,7 +18,9 @@
 # Env: VMTEST_DIR (cache, default ${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vmtest),
 #      VMTEST_MEM (2048 MiB), VMTEST_SMP (2), VMTEST_TIMEOUT (900 s, hard limit of a run/nspawn),
 #      VMTEST_EXTRA=pkg1,pkg2 (more Debian packages; part of the cache key), VMTEST_MIRROR,
-#      VMTEST_ACCEL (kvm if /dev/kvm is usable, else tcg,thread=multi), VMTEST_CPU, VMTEST_MACHINE,
+#      VMTEST_ACCEL (default: kvm only if the CPU has vmx/svm and a short probe boot under KVM
+#      shows that guests actually run, else tcg,thread=multi; set it to skip the probe and force
+#      one), VMTEST_KVM_PROBE_TIMEOUT (20 s), VMTEST_CPU (host under KVM, else qemu64), VMTEST_MACHINE,
 #      VMTEST_CONSOLE=1 (print the serial console after a run), VMTEST_DEBUG=1 (verbose boot),
 #      VMTEST_NSPAWN_MODE (overlay | ephemeral), VMTEST_SSH_PORT (2222), DEMO_PORT (8000),
 #      VMTEST_NICE (10: niceness of the image build), VMTEST_KEEP=1 (keep the share dir of a run).
@@ -37,8 +39,7 @@ DEMO_PORT=${DEMO_PORT:-8000}
 MACHINE=${VMTEST_MACHINE:-microvm,pcie=on,rtc=on}
 MIRROR=${VMTEST_MIRROR:-}   # empty: mmdebstrap's default Debian mirror
 NICE=${VMTEST_NICE:-10}
-if [[ -z ${VMTEST_ACCEL:-} && -w /dev/kvm ]]; then ACCEL=kvm; CPU=${VMTEST_CPU:-host}
-else ACCEL=${VMTEST_ACCEL:-tcg,thread=multi}; CPU=${VMTEST_CPU:-qemu64}; fi
+ACCEL='' CPU=''   # chosen by choose_accel, once the image (whose kernel the KVM probe boots) exists
 
 # The image: packages + dpkg options + the two hook files make the cache key.
 PKGS=(
@@ -100,9 +101,70 @@ build() {
   log "build done in $((SECONDS-t0))s: $IMG (root.img $(du -sh --apparent-size "$IMG/root.img" | cut -f1) apparent, $(du -sh "$IMG/root.img" | cut -f1) on disk)"
 }
 
+# A writable /dev/kvm is not proof that KVM works: on a nested kvm-pvm host (no vmx/svm in the CPU
+# flags) qemu -cpu host aborts on an MSR and with other CPU models the kernel hangs after the boot
+# stub's first line, so a run would sit out its whole VMTEST_TIMEOUT. So KVM is used only when the
+# CPU has vmx/svm and the image's kernel, booted under KVM with no disk, gets to its "cannot mount
+# root" panic within VMTEST_KVM_PROBE_TIMEOUT (panic=-1 plus -no-reboot end qemu there, so a
+# working KVM answers in seconds). The verdict is kept in $D/kvm-verdict for this host boot, qemu,
+# machine, CPU model and image, so later runs skip the probe.
+TCG=tcg,thread=multi
+KVM_VERDICT=$D/kvm-verdict
+
+# kvm_probe - succeeds if KVM boots the image's kernel in time; sets WHY either way. Any output is
+# not enough: on kvm-pvm the boot stub still prints "Probing EDD ... ok", then the kernel hangs.
+kvm_probe() {
+  local tmo=${VMTEST_KVM_PROBE_TIMEOUT:-20} dir t0=$EPOCHREALTIME rc=0 took ok=1
+  dir=$(mktemp -d "$D/run.kvm-probe.XXXXXX")   # run.*: clean() removes it if we die mid-probe
+  log "probing KVM: booting the image's kernel without a disk (up to ${tmo} s, VMTEST_KVM_PROBE_TIMEOUT)"
+  timeout --kill-after=5 "$tmo" qemu-system-x86_64 -machine "$MACHINE" -accel kvm -cpu "${VMTEST_CPU:-host}" \
+    -smp 1 -m 256 -nodefaults -display none -no-reboot -kernel "$IMG/vmlinuz" -append "console=ttyS0 panic=-1" \
+    -serial file:"$dir/console" > "$dir/qemu.out" 2>&1 < /dev/null & QPID=$!
+  wait "$QPID" 2>/dev/null || rc=$?; QPID=''   # 2>/dev/null: no "Aborted" job notice when qemu asserts
+  took=$(since "$t0")
+  # rc 0 alone is no proof: a triple fault also ends qemu under -no-reboot, silently
+  if ((rc == 0)) && grep -q 'Linux version' "$dir/console"; then
+    ok=0 WHY="KVM probe kernel booted to its root mount in ${took} s"
+  elif ((rc == 124 || rc == 137)) && [[ -s $dir/console ]]; then
+    WHY="KVM probe kernel did not boot within ${tmo} s, its console stops at \"$(tr -d '\r' < "$dir/console" | grep . | tail -1 || true)\""
+  elif ((rc == 124 || rc == 137)); then
+    WHY="KVM probe printed nothing within ${tmo} s"
+  else
+    WHY="KVM probe: qemu exited with status $rc after ${took} s: $(grep -m1 -i error "$dir/qemu.out" || grep -m1 . "$dir/qemu.out" || echo 'no kernel boot')"
+  fi
+  rm -rf "$dir"
+  return "$ok"
+}
+
+# choose_accel - sets ACCEL and CPU (once) and says which and why
+choose_accel() {
+  [[ -n $ACCEL ]] && return 0
+  local why key k a w
+  if [[ -n ${VMTEST_ACCEL:-} ]]; then ACCEL=$VMTEST_ACCEL why="VMTEST_ACCEL set"
+  elif [[ ! -e /dev/kvm ]]; then ACCEL=$TCG why="no /dev/kvm"
+  elif [[ ! -w /dev/kvm ]]; then ACCEL=$TCG why="/dev/kvm is not writable by $(id -un)"
+  elif ! grep -qwE 'vmx|svm' /proc/cpuinfo; then
+    ACCEL=$TCG why="/dev/kvm present but the CPU has no vmx/svm flag"
+  else
+    key="$(cat /proc/sys/kernel/random/boot_id) $(qemu-system-x86_64 --version | sed -n 1p) $MACHINE ${VMTEST_CPU:-host} $KEY"
+    if [[ -f $KVM_VERDICT ]] && IFS=$'\t' read -r k a w < "$KVM_VERDICT" && [[ $k == "$key" ]]; then
+      ACCEL=$a why="cached in $KVM_VERDICT: $w"
+    else
+      if kvm_probe; then ACCEL=kvm; else ACCEL=$TCG; fi
+      why=$WHY
+      if ! { printf '%s\t%s\t%s\n' "$key" "$ACCEL" "$why" > "$KVM_VERDICT.$$" && mv "$KVM_VERDICT.$$" "$KVM_VERDICT"; }; then
+        log "could not save the verdict in $KVM_VERDICT: the next run probes again"
+      fi
+    fi
+  fi
+  if [[ $ACCEL == kvm* ]]; then CPU=${VMTEST_CPU:-host}; else CPU=${VMTEST_CPU:-qemu64}; fi
+  log "accel: $ACCEL, cpu $CPU ($why)"
+}
+
 # qemu_cmd IO_DIR CMDLINE_ARGS... -- QEMU_ARGS...   sets the array QEMU
 qemu_cmd() {
   local io=$1; shift
+  choose_accel   # before the command line: the TSC workaround below depends on it
   local cmdline="console=ttyS0 root=/dev/vda rw rootfstype=ext4 mitigations=off"
   if [[ ${VMTEST_DEBUG:-0} = 1 ]]; then cmdline+=" loglevel=7 systemd.show_status=true"
   else cmdline+=" quiet loglevel=3 systemd.show_status=false"; fi
@@ -137,7 +199,7 @@ new_io() {
   : > "$IO/output"
 }
 
-QPID='' IO=''
+QPID='' IO='' WHY=''
 cleanup() {
   [[ -n $QPID ]] && kill "$QPID" 2>/dev/null && wait "$QPID" 2>/dev/null
   [[ -n $IO && ${VMTEST_KEEP:-0} != 1 ]] && rm -rf "$IO"
@@ -156,7 +218,7 @@ ready_watcher() { # prints the boot time once the guest runner reports in
 
 run() {
   local script=${1:?usage: vmtest.sh run SCRIPT [FILE...]}; shift
-  need_qemu; build
+  need_qemu; build; choose_accel
   new_io "$script" "$@"
   local t0=$EPOCHREALTIME qrc=0 watcher
   ready_watcher "$t0" & watcher=$!
@@ -246,7 +308,7 @@ nspawn() {
 demo() {
   local hub=${1:?usage: vmtest.sh demo JUPYTERHUB_GO_BINARY [FILE...]}
   [[ -f $hub ]] || { echo "no such file: $hub" >&2; return 2; }
-  need_qemu; need curl:curl; build
+  need_qemu; need curl:curl; build; choose_accel
   new_io "$GUEST/demo.sh" "$@"
   [[ $(basename "$hub") == jupyterhub-go ]] || cp "$hub" "$IO/jupyterhub-go"
   local url=http://127.0.0.1:$DEMO_PORT/ t0=$EPOCHREALTIME
@@ -266,7 +328,7 @@ demo() {
 }
 
 sshvm() {
-  need_qemu; build
+  need_qemu; build; choose_accel
   IO=$(mktemp -d "$D/run.XXXXXX")
   log "sshd: ssh -i $D/id_vmtest -p $SSH_PORT -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null root@127.0.0.1"
   log "serial console: $IO/console.log"
