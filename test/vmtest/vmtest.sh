@@ -17,6 +17,7 @@
 #
 # Env: VMTEST_DIR (cache, default ${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vmtest),
 #      VMTEST_MEM (2048 MiB), VMTEST_SMP (2), VMTEST_TIMEOUT (900 s, hard limit of a run/nspawn),
+#      VMTEST_BOOT_TIMEOUT (300 s: a guest not up by then is killed and booted once more),
 #      VMTEST_EXTRA=pkg1,pkg2 (more Debian packages; part of the cache key), VMTEST_MIRROR,
 #      VMTEST_ACCEL (default: kvm only if the CPU has vmx/svm and a short probe boot under KVM
 #      shows that guests actually run, else tcg,thread=multi; set it to skip the probe and force
@@ -209,9 +210,24 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-ready_watcher() { # prints the boot time once the guest runner reports in
-  local t0=$1
-  while [[ ! -s $IO/ready ]]; do sleep 0.2; [[ -d $IO ]] || return 0; done
+# ready_watcher prints the boot time once the guest runner reports in. A guest that has not
+# reported in after BOOT_TMO seconds is taken for hung at boot (seen on a busy host under TCG: an
+# empty console and idle vCPUs for as long as one waits): it is killed and $IO/boot-hung written,
+# so that run can boot it once more instead of sitting out the whole VMTEST_TIMEOUT.
+BOOT_TMO=${VMTEST_BOOT_TIMEOUT:-300}
+ready_watcher() {
+  local t0=$1 qpid=$2 deadline=$((SECONDS + BOOT_TMO))
+  while [[ ! -s $IO/ready ]]; do
+    sleep 0.2
+    [[ -d $IO ]] && kill -0 "$qpid" 2>/dev/null || return 0
+    if ((SECONDS > deadline)); then
+      printf '[vmtest] guest did not report in within %ss (VMTEST_BOOT_TIMEOUT): killing it; console tail:\n' "$BOOT_TMO" >&2
+      tail -n 5 "$IO/console.log" >&2
+      : > "$IO/boot-hung"
+      kill "$qpid" 2>/dev/null
+      return 0
+    fi
+  done
   printf '[vmtest] guest ready after %ss (host wall clock); guest uptime %ss\n' \
     "$(since "$t0")" "$(cut -d' ' -f1 "$IO/ready")" >&2
 }
@@ -220,13 +236,19 @@ run() {
   local script=${1:?usage: vmtest.sh run SCRIPT [FILE...]}; shift
   need_qemu; build; choose_accel
   new_io "$script" "$@"
-  local t0=$EPOCHREALTIME qrc=0 watcher
-  ready_watcher "$t0" & watcher=$!
-  qemu_cmd "$IO" vmtest.run=1 -- -serial file:"$IO/console.log" -nic none
-  timeout --kill-after=10 "$TMO" "${QEMU[@]}" & QPID=$!
-  tail --pid="$QPID" -n +1 -f "$IO/output" || true   # stream the script's output
-  wait "$QPID" || qrc=$?; QPID=''
-  kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true
+  local t0 qrc watcher attempt
+  for attempt in 1 2; do
+    t0=$EPOCHREALTIME qrc=0
+    rm -f "$IO/boot-hung" "$IO/ready"; : > "$IO/output"
+    qemu_cmd "$IO" vmtest.run=1 -- -serial file:"$IO/console.log" -nic none
+    timeout --kill-after=10 "$TMO" "${QEMU[@]}" & QPID=$!
+    ready_watcher "$t0" "$QPID" & watcher=$!
+    tail --pid="$QPID" -n +1 -f "$IO/output" || true   # stream the script's output
+    wait "$QPID" || qrc=$?; QPID=''
+    kill "$watcher" 2>/dev/null || true; wait "$watcher" 2>/dev/null || true
+    [[ -f $IO/boot-hung && $attempt = 1 ]] || break
+    echo "[vmtest] booting the guest once more" >&2
+  done
   printf '[vmtest] VM round trip %ss (qemu rc %s)\n' "$(since "$t0")" "$qrc" >&2
   cp "$IO/console.log" "$D/last-console.log" 2>/dev/null || true
   [[ ${VMTEST_CONSOLE:-0} = 1 ]] && { echo "----- serial console -----" >&2; cat "$IO/console.log" >&2; }
