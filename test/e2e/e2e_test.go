@@ -82,7 +82,7 @@ func (h *hub) start() {
 	}
 	h.cmd = exec.Command(os.Getenv("JHGO_BIN"), "--config", h.cfgPath, "serve")
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
-	h.cmd.Env = append(os.Environ(), "JUPYTERHUB_SINGLEUSER_APP=notebook.notebookapp.NotebookApp")
+	h.cmd.Env = os.Environ() // on bookworm, JUPYTERHUB_SINGLEUSER_APP picks the classic notebook (run-tests.sh)
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}
@@ -221,6 +221,18 @@ func unitProps(t *testing.T, name string) map[string]any {
 		props[k] = v
 	}
 	return props
+}
+
+// classic says whether servers run the classic notebook (bookworm's jupyterhub-singleuser 3.0)
+// rather than JupyterLab on jupyter_server (trixie's 5.2.1).
+func classic() bool { return os.Getenv("JUPYTERHUB_SINGLEUSER_APP") != "" }
+
+// ui is where a user's server shows its UI: /tree in the classic notebook, /lab in JupyterLab.
+func ui(user string) string {
+	if classic() {
+		return "/user/" + user + "/tree"
+	}
+	return "/user/" + user + "/lab"
 }
 
 // runInKernel runs code in a new kernel of user's server, over its WebSocket through the router.

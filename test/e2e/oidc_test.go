@@ -77,8 +77,8 @@ start_timeout = "240s"
 	if last := events[len(events)-1]; !last.Ready {
 		t.Fatalf("spawn after an OIDC login failed: %v", last)
 	}
-	if resp, body := alice.get("/user/alice/tree"); resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {
-		t.Fatalf("/user/alice/tree ended at %s with %d:\n%.1000s", resp.Request.URL, resp.StatusCode, body)
+	if resp, body := alice.get(ui("alice")); resp.StatusCode != 200 || resp.Request.URL.Path != ui("alice") {
+		t.Fatalf("%s ended at %s with %d:\n%.1000s", ui("alice"), resp.Request.URL, resp.StatusCode, body)
 	}
 
 	resp, page = alice.get("/hub/logout")
@@ -89,8 +89,8 @@ start_timeout = "240s"
 		t.Fatalf("provider logout ended at %v (%v)", resp, err)
 	}
 	time.Sleep(1500 * time.Millisecond) // past the server's cache of who the cookie belongs to
-	resp, _ = alice.get("/user/alice/tree")
-	if resp.Request.URL.Path == "/user/alice/tree" {
+	resp, _ = alice.get(ui("alice"))
+	if resp.Request.URL.Path == ui("alice") {
 		t.Errorf("the server still lets alice's browser in after logout")
 	}
 	if _, page = alice.get("/hub/oauth_login"); !oidcpeer.IsLoginForm(page) {

@@ -97,13 +97,30 @@ slow_spawn_timeout = "2s"
 		}
 	})
 
-	step("the OAuth handshake completes and /user/alice/tree answers 200", func(t *testing.T) {
-		resp, body := alice.get("/user/alice/tree")
-		if resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {
-			t.Fatalf("/user/alice/tree ended at %s with %d:\n%.2000s", resp.Request.URL, resp.StatusCode, body)
+	step("the OAuth handshake completes and alice's notebook UI answers 200", func(t *testing.T) {
+		resp, body := alice.get(ui("alice"))
+		if resp.StatusCode != 200 || resp.Request.URL.Path != ui("alice") {
+			t.Fatalf("%s ended at %s with %d:\n%.2000s", ui("alice"), resp.Request.URL, resp.StatusCode, body)
 		}
 		if alice.cookie("/user/alice/", "jupyterhub-user-alice") == "" {
 			t.Errorf("the single-user server set no login cookie")
+		}
+	})
+
+	step("JupyterLab's hub menu (Hub Control Panel, Log Out) points at this hub and works", func(t *testing.T) {
+		if classic() {
+			t.Skip("the classic notebook has no hub menu")
+		}
+		_, page := alice.get(ui("alice"))
+		for _, want := range []string{`"hubPrefix": "/hub/"`, `"hubUser": "alice"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("JupyterLab's page config lacks %s", want)
+			}
+		}
+		// File > Hub Control Panel opens <hubPrefix>home; Log Out goes to <hubPrefix>logout (that
+		// one is checked last in this test, where alice's session may end).
+		if resp, body := alice.get("/hub/home"); resp.StatusCode != 200 || !strings.Contains(body, "alice") {
+			t.Errorf("Hub Control Panel: %d at %s", resp.StatusCode, resp.Request.URL)
 		}
 	})
 
@@ -150,9 +167,9 @@ slow_spawn_timeout = "2s"
 				t.Fatalf("unit after hub %s: ActiveState=%v MainPID=%v (was %v)", sig, p["ActiveState"], p["MainPID"], pid)
 			}
 			h.start()
-			resp, _ := alice.get("/user/alice/tree")
-			if resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {
-				t.Errorf("after restart /user/alice/tree ended at %s with %d", resp.Request.URL, resp.StatusCode)
+			resp, _ := alice.get(ui("alice"))
+			if resp.StatusCode != 200 || resp.Request.URL.Path != ui("alice") {
+				t.Errorf("after restart %s ended at %s with %d", ui("alice"), resp.Request.URL, resp.StatusCode)
 			}
 			if p := unitProps(t, unit); p["MainPID"] != pid {
 				t.Errorf("server was respawned (MainPID %v, was %v)", p["MainPID"], pid)
@@ -218,9 +235,16 @@ slow_spawn_timeout = "2s"
 		if p := unitProps(t, unit); p["LoadState"] != "not-found" && p["ActiveState"] != "inactive" {
 			t.Errorf("unit still there: LoadState=%v ActiveState=%v", p["LoadState"], p["ActiveState"])
 		}
-		resp, _ := alice.get("/user/alice/tree")
+		resp, _ := alice.get(ui("alice"))
 		if resp.StatusCode != 424 {
 			t.Errorf("a stopped server's URL answered %d, want 424 (start your server)", resp.StatusCode)
+		}
+	})
+
+	step("Log Out (the hub menu's, /hub/logout) ends alice's hub session", func(t *testing.T) {
+		alice.get("/hub/logout")
+		if resp, _ := alice.get("/hub/home"); resp.Request.URL.Path != "/hub/login" {
+			t.Errorf("after logout /hub/home ended at %s, want the login page", resp.Request.URL)
 		}
 	})
 }

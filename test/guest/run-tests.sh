@@ -25,8 +25,13 @@ if [[ -f $io/jupyterhub-go ]]; then
   install -m 0755 "$io/jupyterhub-go" /usr/local/bin/jupyterhub-go
 fi
 export JHGO_SYSTEMD_TESTS=1 JHGO_REAL_PAM_TESTS=1 JHGO_E2E=1 JHGO_BIN=/usr/local/bin/jupyterhub-go
-# bookworm has notebook 6 and no JupyterLab/jupyter-server singleuser app
-export JUPYTERHUB_SINGLEUSER_APP=${JUPYTERHUB_SINGLEUSER_APP:-notebook.notebookapp.NotebookApp}
+# bookworm has notebook 6 and no JupyterLab/jupyter-server singleuser app; trixie's
+# jupyterhub-singleuser 5 runs jupyter_server with JupyterLab, its default.
+. /etc/os-release
+if [[ $VERSION_CODENAME == bookworm ]]; then
+  export JUPYTERHUB_SINGLEUSER_APP=${JUPYTERHUB_SINGLEUSER_APP:-notebook.notebookapp.NotebookApp}
+fi
+echo "run-tests.sh: Debian $VERSION_CODENAME, $(systemctl --version | head -1), jupyterhub-singleuser $(jupyterhub-singleuser --version 2>/dev/null | tail -1)"
 args=(-test.v -test.timeout "${JHGO_TEST_TIMEOUT:-15m}")
 [[ -n ${JHGO_TEST_RUN:-} ]] && args+=(-test.run "$JHGO_TEST_RUN")
 

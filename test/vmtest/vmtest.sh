@@ -1,5 +1,5 @@
 #!/bin/bash
-# vmtest.sh - run a script inside a throw-away Debian bookworm guest with real systemd, PAM and
+# vmtest.sh - run a script inside a throw-away Debian guest (bookworm, or trixie with VMTEST_SUITE) with real systemd, PAM and
 # Debian's jupyterhub-singleuser: a qemu VM (TCG, no KVM needed) or, for a quick loop, systemd-nspawn.
 #
 #   vmtest.sh build                   build the image if it is not cached (mmdebstrap + mkfs.ext4 -d)
@@ -18,7 +18,7 @@
 # Env: VMTEST_DIR (cache, default ${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vmtest),
 #      VMTEST_MEM (2048 MiB), VMTEST_SMP (2), VMTEST_TIMEOUT (900 s, hard limit of a run/nspawn),
 #      VMTEST_BOOT_TIMEOUT (300 s: a guest not up by then is killed and booted once more),
-#      VMTEST_EXTRA=pkg1,pkg2 (more Debian packages; part of the cache key), VMTEST_MIRROR,
+#      VMTEST_SUITE (bookworm | trixie), VMTEST_EXTRA=pkg1,pkg2 (more Debian packages; part of the cache key), VMTEST_MIRROR,
 #      VMTEST_ACCEL (default: kvm only if the CPU has vmx/svm and a short probe boot under KVM
 #      shows that guests actually run, else tcg,thread=multi; set it to skip the probe and force
 #      one), VMTEST_KVM_PROBE_TIMEOUT (20 s), VMTEST_CPU (host under KVM, else qemu64), VMTEST_MACHINE,
@@ -31,7 +31,14 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GUEST=$(cd "$HERE/../guest" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 D=${VMTEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vmtest}
-SUITE=bookworm
+# bookworm: jupyterhub-singleuser 3.0 with the classic notebook (/tree); trixie: 5.2.1 with
+# JupyterLab 4 on jupyter_server 2 (/lab). Each suite is its own cached image.
+SUITE=${VMTEST_SUITE:-bookworm}
+case $SUITE in
+  bookworm) NOTEBOOK=python3-notebook ;;
+  trixie) NOTEBOOK=jupyterlab ;;
+  *) echo "VMTEST_SUITE must be bookworm or trixie, not $SUITE" >&2; exit 2 ;;
+esac
 SMP=${VMTEST_SMP:-2}
 MEM=${VMTEST_MEM:-2048}
 TMO=${VMTEST_TIMEOUT:-900}
@@ -47,7 +54,7 @@ PKGS=(
   # boot, systemd, kernel, initrd
   systemd-sysv udev dbus kmod linux-image-amd64 initramfs-tools zstd iproute2 procps
   # peers the hub talks to
-  jupyterhub python3-notebook libpam-modules passwd nginx nfs-kernel-server nfs-common
+  jupyterhub "$NOTEBOOK" libpam-modules passwd nginx nfs-kernel-server nfs-common
   # tools for tests and debugging
   curl ca-certificates openssh-server python3-minimal
 )
