@@ -49,11 +49,12 @@ func (s Step) Start(ctx context.Context, job *servers.Job) error {
 	if err != nil {
 		return err
 	}
-	job.Progress(30, fmt.Sprintf("Starting unit %s as user %s", spec.Unit, spec.User))
+	// The stream is for the user: plain words. Unit and port are in the hub's log.
+	job.Progress(30, "Starting your server")
 	if err := s.Units.Start(ctx, spec); err != nil {
 		return err
 	}
-	job.Progress(50, fmt.Sprintf("Unit %s is running; waiting for the server to answer on port %d", spec.Unit, job.Server.Port))
+	job.Progress(50, "Waiting for Jupyter to start")
 	return nil
 }
 

@@ -84,20 +84,14 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 	if len(req) == 0 {
 		req = []string{"inherit"}
 	}
-	owner := scopes.ForUser(u.Name, u.Admin)
-	for _, s := range req {
-		if !scopes.Known(s) {
-			web.Error(w, http.StatusBadRequest, "unknown scope %q", s)
-			return
-		}
-	}
 	// A token may not hold more than its owner, nor more than whoever asks for it.
-	want := scopes.Expand(req, u.Name, owner)
-	for s := range want {
-		if !scopes.Intersect(scopes.Set{s: true}, owner)[s] || !scopes.Intersect(scopes.Set{s: true}, c.Scopes)[s] {
-			web.Error(w, http.StatusForbidden, "not allowed to create a token with scope %s", s)
-			return
+	if ok, unknown, msg := scopes.Grantable(req, u.Name, scopes.ForUser(u.Name, u.Admin), c.Scopes); !ok {
+		status := http.StatusForbidden
+		if unknown {
+			status = http.StatusBadRequest
 		}
+		web.Error(w, status, "%s", msg)
+		return
 	}
 	t := store.Token{UserID: u.ID, Kind: store.KindAPI, Scopes: req, Note: body.Note}
 	// As in JupyterHub, null and 0 mean a token that never expires.

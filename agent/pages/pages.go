@@ -70,6 +70,8 @@ func (h *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc(hub+"/spawn", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/spawn/{name}", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/stop", h.loggedIn(h.stopPage))
+	mux.HandleFunc(hub+"/token", h.loggedIn(h.tokenPage))
+	mux.HandleFunc(hub+"/token/revoke", h.loggedIn(h.revokeToken))
 	mux.HandleFunc(hub+"/spawn-pending/{name}", h.loggedIn(h.spawnPendingPage))
 	mux.HandleFunc(hub+"/user/{name}/{rest...}", h.loggedIn(h.hubUserPage))
 	mux.HandleFunc(hub+"/user-redirect/{rest...}", h.loggedIn(func(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
@@ -108,7 +110,8 @@ func (h *Pages) homePage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 	}
 	data := map[string]any{"Server": sv, "URL": h.servers.URL(c.User.Name, ""), "Started": ago(sv.Started), "Active": ago(sv.LastActivity)}
 	if msg, failed := h.servers.LastFailure(sv); failed {
-		data["LastError"] = msg
+		reason, journal, _ := strings.Cut(strings.TrimPrefix(msg, "Spawn failed: "), "\nLast lines of the server's log:\n")
+		data["LastError"] = map[string]string{"Reason": reason, "Journal": journal}
 	}
 	h.render.Render(w, r, http.StatusOK, "home.html", data, c)
 }
@@ -177,6 +180,9 @@ func (h *Pages) stopPage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		http.Redirect(w, r, h.prefix+"/hub/home", http.StatusFound)
 		return
 	}
+	if owner := r.FormValue("user"); owner != "" {
+		r.SetPathValue("name", owner) // an admin cancelling someone else's spawn
+	}
 	u, ok := h.spawnUser(w, r, c)
 	if !ok {
 		return
@@ -222,6 +228,7 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 	events, _, _ := prog.Since(0)
 	h.render.Render(w, r, http.StatusOK, "spawn_pending.html", map[string]any{
 		"Owner": u.Name, "Next": target, "Events": events,
+		"Timeout": h.cfg.Spawner.StartTimeout.D().String(), "ElapsedMS": time.Since(prog.Began()).Milliseconds(),
 		// EventSource cannot set headers: the token that lets it use the cookie goes in the query.
 		"ProgressURL": h.prefix + "/hub/api/users/" + u.Name + "/server/progress?" + url.Values{"_xsrf": {h.gate.XSRFToken(c.Session)}}.Encode(),
 	}, c)

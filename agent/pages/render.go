@@ -68,7 +68,12 @@ func (p *Renderer) Render(w http.ResponseWriter, r *http.Request, status int, na
 	}
 }
 
-// Error writes an error page.
+// Error writes an error page. It keeps the signed-in header (name, Home, Log out) when the
+// request carries a login the hub can read.
 func (p *Renderer) Error(w http.ResponseWriter, r *http.Request, status int, title, detail string) {
-	p.Render(w, r, status, "error.html", map[string]any{"Status": status, "Title": title, "Detail": detail}, nil)
+	c, err := p.gate.FromCookie(r)
+	if err != nil {
+		c = nil
+	}
+	p.Render(w, r, status, "error.html", map[string]any{"Status": status, "Title": title, "Detail": detail}, c)
 }

@@ -238,3 +238,20 @@ func (s Set) Reach(scope string) (all bool, users, groups []string) {
 	sort.Strings(groups)
 	return false, users, groups
 }
+
+// Grantable checks the scopes a new token of user asks for: each must be a scope JupyterHub
+// knows, and, expanded, within what the owner holds and what the requester holds, so a token
+// never does more than either. It returns a message for the one that is not.
+func Grantable(req []string, user string, owner, requester Set) (ok bool, unknown bool, msg string) {
+	for _, s := range req {
+		if !Known(s) {
+			return false, true, "unknown scope " + s
+		}
+	}
+	for s := range Expand(req, user, owner) {
+		if !Intersect(Set{s: true}, owner)[s] || !Intersect(Set{s: true}, requester)[s] {
+			return false, false, "not allowed to create a token with scope " + s
+		}
+	}
+	return true, false, ""
+}

@@ -46,7 +46,7 @@ func (c Credentials) Start(ctx context.Context, job *Job) error {
 		return err
 	}
 	prefix := URL(c.Hub.Prefix, sv.UserName, sv.Name)
-	tok, secret, err := c.Store.CreateToken(ctx, store.Token{
+	_, secret, err := c.Store.CreateToken(ctx, store.Token{
 		UserID: sv.UserID, Kind: store.KindServer, ServerID: sv.ID, Note: "Server at " + prefix,
 		Scopes: []string{"users:activity!user", AccessScope(sv.UserName, sv.Name)},
 	})
@@ -87,7 +87,7 @@ func (c Credentials) Start(ctx context.Context, job *Job) error {
 	if c.Hub.DefaultURL != "" {
 		job.Env["JUPYTERHUB_DEFAULT_URL"] = c.Hub.DefaultURL
 	}
-	job.Progress(10, "Created the server's API token ("+tok.APIID()+") and OAuth client")
+	job.Progress(10, "Preparing your server")
 	return nil
 }
 

@@ -1,6 +1,9 @@
 package servers
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Event is one event of the spawn progress stream, in JupyterHub's shape.
 type Event struct {
@@ -23,12 +26,16 @@ type Progress struct {
 	changed chan struct{} // closed and replaced whenever an event arrives
 	fin     chan struct{} // closed by the ready or failed event
 	cancel  func()        // cancels the spawn (a stop asked for it)
+	began   time.Time
 }
 
 // NewProgress makes an empty stream.
 func NewProgress() *Progress {
-	return &Progress{changed: make(chan struct{}), fin: make(chan struct{}), cancel: func() {}}
+	return &Progress{changed: make(chan struct{}), fin: make(chan struct{}), cancel: func() {}, began: time.Now()}
 }
+
+// Began is when the spawn was asked for.
+func (p *Progress) Began() time.Time { return p.began }
 
 // Emit adds an event; the stream ends with its first ready or failed event.
 func (p *Progress) Emit(ev Event) {
