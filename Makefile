@@ -83,6 +83,8 @@ SYSCONFDIR ?= /etc
 
 install: build
 	install -Dm0755 $(BIN) $(DESTDIR)$(BINDIR)/jupyterhub-go
+	@# The documented example, whose path check-config and serve name in their hints.
+	install -Dm0644 contrib/config.example.toml $(DESTDIR)$(PREFIX)/share/doc/jupyterhub-go/config.example.toml
 	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/jupyterhub-go \
 		$(DESTDIR)$(SYSCONFDIR)/pam.d $(DESTDIR)$(SYSCONFDIR)/nginx/sites-available
 	sed 's|/usr/bin/jupyterhub-go|$(BINDIR)/jupyterhub-go|' packaging/jupyterhub-go.service > $(DESTDIR)$(UNITDIR)/jupyterhub-go.service

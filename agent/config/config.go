@@ -216,10 +216,7 @@ func Parse(data []byte, cfg *Config) error {
 	if err != nil {
 		var perr toml.ParseError
 		if errors.As(err, &perr) {
-			if perr.LastKey != "" {
-				return fmt.Errorf("line %d: %s: %s", perr.Position.Line, perr.LastKey, perr.Message)
-			}
-			return fmt.Errorf("line %d: %s", perr.Position.Line, perr.Message)
+			return &lineError{perr}
 		}
 		return err
 	}
@@ -235,7 +232,7 @@ func Parse(data []byte, cfg *Config) error {
 		}
 	}
 	if len(keys) > 0 {
-		return fmt.Errorf("unknown key(s) %s: check the spelling against the documented keys in config.example.toml", strings.Join(keys, ", "))
+		return &unknownKeys{keys}
 	}
 	// The decoder leaves a map as it was when the file gives it something other than a table, and
 	// wraps a negative integer into an unsigned field; both would run with what the file did not say.
@@ -517,4 +514,22 @@ func (p *Percent) UnmarshalText(b []byte) error {
 	}
 	*p = Percent(n)
 	return nil
+}
+
+// unknownKeys is a file with keys the configuration does not have. The rest of the file has been
+// read, so Check can go on and look at its values too.
+type unknownKeys struct{ keys []string }
+
+func (e *unknownKeys) Error() string {
+	return fmt.Sprintf("unknown key(s) %s: check the spelling against the documented keys in %s", strings.Join(e.keys, ", "), ExamplePath)
+}
+
+// lineError is a TOML error at one line of the file (a syntax error, or a value of the wrong kind).
+type lineError struct{ toml.ParseError }
+
+func (e *lineError) Error() string {
+	if e.LastKey != "" {
+		return fmt.Sprintf("line %d: %s: %s", e.Position.Line, e.LastKey, e.Message)
+	}
+	return fmt.Sprintf("line %d: %s", e.Position.Line, e.Message)
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -106,9 +107,25 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usageText()
 		return 0
 	}
-	cfg, err := config.Load(cfgPath, explicit)
-	if err != nil {
-		fmt.Fprintf(stderr, "jupyterhub-go: %v\n", err)
+	cfg, problems := config.Check(cfgPath, explicit)
+	if cmd == "serve" || cmd == "check-config" {
+		problems = append(problems, hostProblems(cfg)...)
+	}
+	if len(problems) > 0 {
+		// Every problem at once, as path:line: key: what is wrong and what to do.
+		fmt.Fprintf(stderr, "jupyterhub-go: %s has %d problem(s):\n", cfgPath, len(problems))
+		for _, p := range problems {
+			where := cfgPath
+			if p.Line > 0 {
+				where = fmt.Sprintf("%s:%d", cfgPath, p.Line)
+			}
+			msg := p.Message
+			if p.Key != "" {
+				msg = p.Key + ": " + msg
+			}
+			fmt.Fprintf(stderr, "  %s: %s\n", where, msg)
+		}
+		fmt.Fprintf(stderr, "Every key, with its default and what it is for: %s\n", config.ExamplePath)
 		return 2
 	}
 	switch cmd {
@@ -133,10 +150,6 @@ func newLogger(level string, w io.Writer) *slog.Logger {
 
 func serve(cfg config.Config, path string, stderr io.Writer) int {
 	log := newLogger(cfg.Hub.LogLevel, stderr)
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "jupyterhub-go: %s has problems:\n%v\n", path, err)
-		return 2
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	hub, err := agent.Open(ctx, cfg, log)
@@ -182,18 +195,22 @@ func watchdog(ctx context.Context, hub *agent.Hub, log *slog.Logger) {
 	}
 }
 
-func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
-	if err := cfg.Validate(); err != nil {
-		fmt.Fprintf(stderr, "%s has problems:\n%v\n", path, err)
-		return 2
-	}
-	switch cfg.Auth.Method {
-	case "pam":
-		if _, err := os.Stat(cfg.Auth.PAM.ConfDir + "/" + cfg.Auth.PAM.Service); err != nil {
-			fmt.Fprintf(stderr, "auth.pam.service: %s/%s is missing; the hub refuses to start without it (install packaging/pam.d/jupyterhub-go there)\n",
-				cfg.Auth.PAM.ConfDir, cfg.Auth.PAM.Service)
-			return 2
+// hostProblems are what the configuration needs of this host before the hub can start, with the
+// fix; serve and check-config say the same.
+func hostProblems(cfg config.Config) []config.Problem {
+	if cfg.Auth.Method == "pam" {
+		file := filepath.Join(cfg.Auth.PAM.ConfDir, cfg.Auth.PAM.Service)
+		if _, err := os.Stat(file); err != nil {
+			return []config.Problem{{Key: "auth.pam.service", Message: fmt.Sprintf(
+				"%s is missing, and without it PAM would quietly use /etc/pam.d/other: install the one the packages ship "+
+					"(from the source tree: install -m 0644 packaging/pam.d/jupyterhub-go %s)", file, file)}}
 		}
+	}
+	return nil
+}
+
+func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
+	switch cfg.Auth.Method {
 	case "oidc":
 		// Discovery proves the issuer is reachable and is who it says it is, and that the
 		// client secret file is readable: the usual ways an OIDC setup is broken.

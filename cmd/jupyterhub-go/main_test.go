@@ -84,3 +84,19 @@ func openStore(t *testing.T, cfgPath string) *store.Store {
 	}
 	return st
 }
+
+// The first hour: a file with three mistakes is answered with all three, each where it is.
+func TestCheckConfigListsEveryProblemWithItsLine(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(p, []byte("[hub]\nlisten = \"8000\"\n[spawner]\nmemroy_max = \"2G\"\ncpu_quota = \"lots\"\n[auth.pam]\nconf_dir = \""+t.TempDir()+"\"\n"), 0o600)
+	rc, _, errs := cli(t, "check-config", "--config", p)
+	if rc != 2 {
+		t.Errorf("rc %d, want 2", rc)
+	}
+	for _, want := range []string{p + ":2: hub.listen:", p + ":4: spawner.memroy_max: not a configuration key; did you mean spawner.memory_max?",
+		p + ":5: spawner.cpu_quota:", "auth.pam.service:", config.ExamplePath} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("check-config output lacks %q:\n%s", want, errs)
+		}
+	}
+}
