@@ -33,10 +33,17 @@ REPO=$(cd "$HERE/../.." && pwd)
 D=${VMTEST_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vmtest}
 # bookworm: jupyterhub-singleuser 3.0 with the classic notebook (/tree); trixie: 5.2.1 with
 # JupyterLab 4 on jupyter_server 2 (/lab). Each suite is its own cached image.
+# The host's cgo binaries (hub, tests) need a guest glibc at least as new as the host's: for the
+# demo, a host newer than bookworm (glibc 2.36) gets the trixie guest (2.41) unless told otherwise.
+host_glibc=$(ldd --version 2>/dev/null | awk 'NR==1{print $NF}')
+newer() { [[ $(printf '%s\n%s\n' "$1" "$2" | sort -V | tail -1) == "$1" && $1 != "$2" ]]; }
+if [[ -z ${VMTEST_SUITE:-} && ${1:-} == demo && -n $host_glibc ]] && newer "$host_glibc" 2.36; then
+  VMTEST_SUITE=trixie
+fi
 SUITE=${VMTEST_SUITE:-bookworm}
 case $SUITE in
-  bookworm) NOTEBOOK=python3-notebook ;;
-  trixie) NOTEBOOK=jupyterlab ;;
+  bookworm) NOTEBOOK=python3-notebook GUEST_GLIBC=2.36 ;;
+  trixie) NOTEBOOK=jupyterlab GUEST_GLIBC=2.41 ;;
   *) echo "VMTEST_SUITE must be bookworm or trixie, not $SUITE" >&2; exit 2 ;;
 esac
 SMP=${VMTEST_SMP:-2}
@@ -337,22 +344,34 @@ nspawn() {
 demo() {
   local hub=${1:?usage: vmtest.sh demo JUPYTERHUB_GO_BINARY [FILE...]}
   [[ -f $hub ]] || { echo "no such file: $hub" >&2; return 2; }
+  if [[ -n $host_glibc ]] && newer "$host_glibc" "$GUEST_GLIBC"; then
+    echo "[vmtest] this machine's glibc $host_glibc is newer than the $SUITE guest's $GUEST_GLIBC: the hub built here cannot run there. Build on Debian 12/13 or Ubuntu 22.04/24.04, or set VMTEST_SUITE=trixie (glibc 2.41)." >&2
+    return 2
+  fi
   need_qemu; need curl:curl; build; choose_accel
   new_io "$GUEST/demo.sh" "$@"
   [[ $(basename "$hub") == jupyterhub-go ]] || cp "$hub" "$IO/jupyterhub-go"
-  local url=http://127.0.0.1:$DEMO_PORT/ t0=$EPOCHREALTIME
+  # An admin besides the demo user, with a password made for this run.
+  local pw; pw=$(head -c 12 /dev/urandom | base64 | tr -dc 'A-Za-z0-9' | head -c 12)
+  printf '%s\n' "$pw" > "$IO/admin-password"
+  local url=http://127.0.0.1:$DEMO_PORT/ t0=$EPOCHREALTIME deadline=$((SECONDS + ${DEMO_TIMEOUT:-600}))
   qemu_cmd "$IO" vmtest.run=1 systemd.wants=systemd-networkd.service -- -serial file:"$IO/console.log" \
     -netdev user,id=n0,hostfwd=tcp:127.0.0.1:"$DEMO_PORT"-:8000 -device virtio-net-pci,netdev=n0
-  log "booting the demo VM (${MEM} MiB); Ctrl-C stops it"
+  log "booting the demo VM ($SUITE, ${MEM} MiB, accel $ACCEL): usually 1-3 minutes; Ctrl-C stops it"
   "${QEMU[@]}" & QPID=$!
   tail --pid="$QPID" -n +1 -f "$IO/output" &
   # slirp accepts the connection before the guest listens: wait for a real HTTP status
   until [[ $(curl -s -o /dev/null -m 5 -w '%{http_code}' "${url}hub/login" 2>/dev/null) != 000 ]]; do
     kill -0 "$QPID" 2>/dev/null || { echo "[vmtest] the VM stopped; console tail:" >&2; tail -n 30 "$IO/console.log" >&2; return 1; }
+    if ((SECONDS > deadline)); then
+      echo "[vmtest] the hub did not answer within ${DEMO_TIMEOUT:-600}s (DEMO_TIMEOUT); console tail:" >&2
+      tail -n 30 "$IO/console.log" >&2
+      return 1
+    fi
     sleep 2
   done
-  printf '\n[vmtest] hub answers after %ss:  %s   (login: demo / demo, also alice / alice-pw, bob / bob-pw)\n\n' \
-    "$(since "$t0")" "$url" >&2
+  printf '\n[vmtest] the demo hub answers after %ss:\n\n    %s\n\n    log in as  demo / demo            (a user)\n               admin / %s    (an admin: /hub/token, the API)\n               alice / alice-pw, bob / bob-pw\n\n    Ctrl-C stops the VM; nothing of it is kept.\n\n' \
+    "$(since "$t0")" "$url" "$pw" >&2
   wait "$QPID" || true; QPID=''
 }
 
