@@ -4,6 +4,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,6 +38,9 @@ func JSON(w http.ResponseWriter, status int, v any) {
 	enc.Encode(v)
 }
 
+// StatusClientClosed is nginx's status for a request whose client went away before the answer.
+const StatusClientClosed = 499
+
 // StatusError is an error with the HTTP status it should be answered with.
 type StatusError struct {
 	Status int
@@ -55,6 +59,10 @@ func Errorf(status int, format string, args ...any) error {
 func WriteErr(w http.ResponseWriter, err error) {
 	var se *StatusError
 	switch {
+	case errors.Is(err, context.Canceled):
+		// The client went away mid-request (nginx's 499): nobody reads this, and it is no
+		// failure of the hub's, so it must not count or log as one.
+		w.WriteHeader(StatusClientClosed)
 	case errors.As(err, &se):
 		Error(w, se.Status, "%s", se.Msg)
 	case errors.Is(err, store.ErrNotFound):
@@ -140,7 +148,9 @@ func Middleware(log *slog.Logger, quiet func(path string) bool, next http.Handle
 		if quiet(r.URL.Path) {
 			level = slog.LevelDebug
 		}
-		if rec.status >= 500 {
+		if r.Context().Err() != nil && rec.status < 500 || rec.status == StatusClientClosed {
+			rec.status, level = StatusClientClosed, slog.LevelDebug // the client left
+		} else if rec.status >= 500 {
 			level = slog.LevelWarn
 		}
 		log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
