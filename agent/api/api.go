@@ -1,5 +1,5 @@
-// Package api is the JupyterHub REST API under /hub/api: users, servers and their progress,
-// tokens, activity, and the router table. Handlers resolve the caller through the auth layer and
+// Package api is the JupyterHub REST API under /hub/api: users, groups, servers and their
+// progress, tokens, activity, and the router table. Handlers resolve the caller through the auth layer and
 // start and stop servers through the lifecycle core; they hold no state of their own.
 package api
 
@@ -95,6 +95,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/proxy", a.authed(methods{"GET": a.proxy, "POST": a.syncProxy, "PATCH": a.syncProxy}))
 	mux.Handle(api+"/shutdown", a.authed(methods{"POST": a.shutdown}))
 	mux.Handle(api+"/authorizations/token/{token}", a.authed(methods{"GET": a.tokenOwner}))
+	a.registerGroups(mux, api)
 }
 
 // authed resolves the caller from a token (Authorization header) or the login cookie, and

@@ -34,6 +34,9 @@ type Caller struct {
 	Session *store.Session // set for cookie-authenticated requests
 }
 
+// Name is who the caller is, for logs.
+func (c *Caller) Name() string { return c.User.Name }
+
 // Gate resolves callers and keeps their sessions.
 type Gate struct {
 	cfg     config.Config

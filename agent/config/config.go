@@ -66,6 +66,11 @@ type Auth struct {
 	AdminGroups   []string `toml:"admin_groups"`
 	AllowedUsers  []string `toml:"allowed_users"`
 	AllowedGroups []string `toml:"allowed_groups"`
+	// ManageGroups makes each user's groups follow the authenticator (Unix groups, the identity
+	// provider's claims) at every login, as JupyterHub's Authenticator.manage_groups does. Unlike
+	// JupyterHub, it defaults to true: on bare metal the Unix groups are the truth. With false,
+	// logins leave groups alone and only the REST API changes them.
+	ManageGroups bool `toml:"manage_groups"`
 	// MaxFailedLogins is how many wrong passwords an account may see within FailedLoginWindow
 	// before the login form refuses it for the rest of the window; one address may fail four
 	// times as often (it may be an office behind one NAT).
@@ -160,6 +165,7 @@ func Default() Config {
 		},
 		Auth: Auth{
 			Method:            "pam",
+			ManageGroups:      true,
 			MaxFailedLogins:   5,
 			FailedLoginWindow: Duration(10 * time.Minute),
 			PAM:               PAM{Service: "jupyterhub-go", ConfDir: "/etc/pam.d", MinUID: 1000},
