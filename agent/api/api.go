@@ -434,5 +434,9 @@ func (a *API) passwordCaller(w http.ResponseWriter, r *http.Request) (*auth.Call
 	if err != nil {
 		return nil, err
 	}
-	return &auth.Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin)}, nil
+	owner, err := a.gate.OwnerScopes(r.Context(), u)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Caller{User: u, Scopes: owner}, nil
 }

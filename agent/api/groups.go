@@ -42,13 +42,10 @@ func (a *API) groupModel(g store.Group, set scopes.Set) map[string]any {
 		m["users"], m["properties"] = g.Users, g.Properties
 	}
 	if set.Allows("read:roles:groups", t) {
-		m["roles"] = a.groupRoles(g.Name)
+		m["roles"] = a.gate.GroupRoles(g.Name)
 	}
 	return m
 }
-
-// groupRoles names the roles assigned to a group; none until roles can be configured.
-func (a *API) groupRoles(string) []string { return []string{} }
 
 // targetGroup loads the group named in the path for a caller holding one of needed on it. As
 // targetUser: without any of the scopes 403; with them only for other groups, 404, the answer

@@ -18,10 +18,7 @@ import (
 func (a *API) userModel(ctx context.Context, u store.User, set scopes.Set, includeStopped bool) (map[string]any, error) {
 	t := scopes.Target{User: u.Name, Groups: u.Groups}
 	m := map[string]any{"kind": "user", "name": u.Name}
-	roles := []string{"user"}
-	if u.Admin {
-		roles = append(roles, "admin")
-	}
+	roles := a.gate.UserRoles(u)
 	servers, err := a.store.Servers(ctx, u.ID, !includeStopped)
 	if err != nil {
 		return nil, err

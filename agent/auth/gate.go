@@ -114,7 +114,10 @@ func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	if time.Since(tok.LastActivity) > time.Minute {
 		g.store.TouchToken(ctx, tok.ID, time.Now())
 	}
-	owner := scopes.ForUser(u.Name, u.Admin)
+	owner, err := g.OwnerScopes(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	set := scopes.Intersect(scopes.Expand(tok.Scopes, u.Name, owner), owner)
 	return &Caller{User: u, Scopes: set, Token: &tok}, nil
 }
@@ -148,7 +151,11 @@ func (g *Gate) FromCookie(r *http.Request) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	caller := &Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin), Session: &sess}
+	owner, err := g.OwnerScopes(r.Context(), u)
+	if err != nil {
+		return nil, err
+	}
+	caller := &Caller{User: u, Scopes: owner, Session: &sess}
 	if needsXSRF(r) && !g.validXSRF(r, caller.Session) {
 		g.log.Info("cookie ignored: a script's request without the XSRF token", "user", u.Name, "method", r.Method,
 			"path", r.URL.Path, "sec_fetch_mode", r.Header.Get("Sec-Fetch-Mode"), "remote", r.RemoteAddr)

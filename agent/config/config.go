@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
 )
 
 // DefaultPath is where the packaged unit looks for the config.
@@ -33,6 +35,18 @@ type Config struct {
 	Hub     Hub     `toml:"hub"`
 	Auth    Auth    `toml:"auth"`
 	Spawner Spawner `toml:"spawner"`
+	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
+	Roles []Role `toml:"role"`
+}
+
+// Role is one [[role]]: scopes granted to the users and groups named, on top of the default
+// roles every user ("user") and every admin ("admin") holds.
+type Role struct {
+	Name        string   `toml:"name"`
+	Description string   `toml:"description"`
+	Scopes      []string `toml:"scopes"`
+	Users       []string `toml:"users"`
+	Groups      []string `toml:"groups"`
 }
 
 // Hub is the [hub] section: where the hub listens and keeps its state.
@@ -260,6 +274,9 @@ func Parse(data []byte, cfg *Config) error {
 // a map (spawner.env, auth.oidc.auth_params).
 func knownKey(t reflect.Type, k toml.Key) bool {
 	for _, part := range k {
+		if t.Kind() == reflect.Slice { // an array of tables, such as [[role]]
+			t = t.Elem()
+		}
 		if t.Kind() == reflect.Map {
 			return true
 		}
@@ -398,8 +415,43 @@ func (c *Config) Validate() error {
 		bad("spawner.port_range", "%v", err)
 	}
 
+	seen := map[string]bool{}
+	for i, r := range c.Roles {
+		key := fmt.Sprintf("role[%d]", i)
+		if r.Name != "" {
+			key = fmt.Sprintf("role[%d] (%q)", i, r.Name)
+		}
+		switch {
+		case defaultRoles[r.Name]:
+			bad(key+".name", "%q is one of JupyterHub's default roles (user, admin, server, token), which are built in; pick another name", r.Name)
+		case !roleName.MatchString(r.Name):
+			bad(key+".name", "%q must be 3 to 255 lowercase letters, digits, '-', '_', '~' or '.', starting with a letter and ending with a letter or digit", r.Name)
+		case seen[r.Name]:
+			bad(key+".name", "%q is defined twice", r.Name)
+		}
+		seen[r.Name] = true
+		for _, sc := range r.Scopes {
+			if !scopes.Known(sc) {
+				bad(key+".scopes", "%q is not a JupyterHub scope (see the scopes in JupyterHub's RBAC documentation, e.g. \"read:users\", \"admin:groups\" or \"access:servers!group=staff\")", sc)
+			}
+		}
+		for _, u := range r.Users {
+			if err := ValidUsername(u); err != nil {
+				bad(key+".users", "%v", err)
+			}
+		}
+		for _, g := range r.Groups {
+			if g == "" || strings.ContainsFunc(g, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '!' }) {
+				bad(key+".groups", "%q is not a group name", g)
+			}
+		}
+	}
+
 	return errors.Join(errs...)
 }
+
+// defaultRoles are JupyterHub's built-in roles; [[role]] cannot redefine them.
+var defaultRoles = map[string]bool{"user": true, "admin": true, "server": true, "token": true}
 
 // OIDCRedirectURL is the callback URL the provider sends browsers back to.
 func (c *Config) OIDCRedirectURL() string {
@@ -447,6 +499,8 @@ var (
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	unitPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	username   = regexp.MustCompile(`^[a-z_][a-z0-9_.@-]{0,63}$`)
+	// roleName is JupyterHub's rule for role names (jupyterhub/roles.py).
+	roleName = regexp.MustCompile(`^[a-z][a-z0-9\-_~.]{1,253}[a-z0-9]$`)
 )
 
 // ValidUsername reports whether name can be a hub user. Hub users are Unix accounts, so the rule is

@@ -187,3 +187,48 @@ func TestKeysDifferingInCaseAreUnknown(t *testing.T) {
 		t.Errorf("environment names are not config keys: err = %v, env = %v", err, cfg.Spawner.Env)
 	}
 }
+
+func TestRolesAreValidatedByKey(t *testing.T) {
+	good := "[[role]]\nname = \"teachers\"\nscopes = [\"admin:servers!group=students\", \"read:users\"]\nusers = [\"alice\"]\ngroups = [\"staff\"]\n"
+	cfg := Default()
+	if err := Parse([]byte(good), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || len(cfg.Roles) != 1 || cfg.Roles[0].Groups[0] != "staff" {
+		t.Fatalf("a good role: %v, %+v", err, cfg.Roles)
+	}
+	cfg = Default()
+	if err := Parse([]byte("[[role]]\nname = \"x1\"\nscope = [\"read:users\"]"), &cfg); err == nil || !strings.Contains(err.Error(), "role.scope") {
+		t.Errorf("a misspelt role key: %v, want it named", err)
+	}
+	for src, key := range map[string]string{
+		"[[role]]\nname = \"admin\"":                                   `role[0] ("admin").name`,
+		"[[role]]\nname = \"Teachers\"":                                `role[0] ("Teachers").name`,
+		"[[role]]\nscopes = [\"read:users\"]":                          `role[0].name`,
+		"[[role]]\nname = \"abc\"\n[[role]]\nname = \"abc\"":           `role[1] ("abc").name`,
+		"[[role]]\nname = \"abc\"\nscopes = [\"read:everything\"]":     `role[0] ("abc").scopes: "read:everything"`,
+		"[[role]]\nname = \"abc\"\nscopes = [\"read:users!nobody=1\"]": `role[0] ("abc").scopes`,
+		"[[role]]\nname = \"abc\"\nusers = [\"Bad User\"]":             `role[0] ("abc").users`,
+		"[[role]]\nname = \"abc\"\ngroups = [\"\"]":                    `role[0] ("abc").groups`,
+	} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err != nil {
+			t.Errorf("%q: %v", src, err)
+			continue
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+}
+
+// agent/scopes' fuzz targets copy the username rule (this package imports scopes); keep them equal.
+func TestUsernameRuleMatchesTheScopesFuzzTarget(t *testing.T) {
+	src, err := os.ReadFile("../scopes/scopes_fuzz_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "regexp.MustCompile(`"+username.String()+"`)") {
+		t.Errorf("agent/scopes/scopes_fuzz_test.go no longer checks usernames with %s", username)
+	}
+}
