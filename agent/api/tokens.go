@@ -120,13 +120,16 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 	}
 	if t.Note == "" {
 		t.Note = "Requested via API by " + c.User.Name
+		if c.Service != nil {
+			t.Note = "Requested via API by service " + c.Service.Name
+		}
 	}
 	t, secret, err := a.store.CreateToken(r.Context(), t)
 	if err != nil {
 		a.writeErr(w, err)
 		return
 	}
-	a.log.Info("token created", "user", u.Name, "token_id", t.APIID(), "by", c.User.Name)
+	a.log.Info("token created", "user", u.Name, "token_id", t.APIID(), "by", c.Name())
 	m := a.tokenModel(r.Context(), u, t)
 	m["token"] = secret
 	web.JSON(w, http.StatusCreated, m)

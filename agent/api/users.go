@@ -219,7 +219,7 @@ func (a *API) createUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller
 			a.writeErr(w, err)
 			return
 		}
-		a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.User.Name)
+		a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.Name())
 		m, _ := a.userModel(r.Context(), u, c.Scopes, false)
 		created = append(created, m)
 	}
@@ -257,7 +257,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		a.writeErr(w, err)
 		return
 	}
-	a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.User.Name)
+	a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.Name())
 	m, _ := a.userModel(r.Context(), u, c.Scopes, false)
 	web.JSON(w, http.StatusCreated, m)
 }
@@ -337,7 +337,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		a.writeErr(w, err)
 		return
 	}
-	a.log.Info("user deleted", "user", u.Name, "by", c.User.Name)
+	a.log.Info("user deleted", "user", u.Name, "by", c.Name())
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,16 +27,23 @@ import (
 // LoginCookie is the hub's login cookie, sent only to /hub/ paths.
 const LoginCookie = "jupyterhub-hub-login"
 
-// Caller is who is making a request and what they may do.
+// Caller is who is making a request and what they may do: a user, or a service (then User is
+// the zero User, whose ID matches no one, and Service is set).
 type Caller struct {
 	User    store.User
+	Service *Service // set for a [[service]]'s token
 	Scopes  scopes.Set
 	Token   *store.Token   // set for token-authenticated requests
 	Session *store.Session // set for cookie-authenticated requests
 }
 
 // Name is who the caller is, for logs.
-func (c *Caller) Name() string { return c.User.Name }
+func (c *Caller) Name() string {
+	if c.Service != nil {
+		return "service:" + c.Service.Name
+	}
+	return c.User.Name
+}
 
 // Gate resolves callers and keeps their sessions.
 type Gate struct {
@@ -47,6 +55,9 @@ type Gate struct {
 	prefix  string
 	trusted []netip.Prefix
 	log     *slog.Logger
+
+	services      map[string]*Service // by name
+	serviceTokens map[string]*Service // by the hash of their API token
 
 	accounts, sources *throttle // failed logins
 }
@@ -61,6 +72,9 @@ func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealK
 	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log,
 		accounts: newThrottle(cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
 		sources:  newThrottle(4*cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
+	}
+	if g.services, g.serviceTokens, err = loadServices(cfg); err != nil {
+		return nil, err
 	}
 	for _, p := range cfg.Hub.TrustedProxies {
 		pfx, err := netip.ParsePrefix(p)
@@ -104,6 +118,9 @@ func (g *Gate) FromRequest(r *http.Request) (*Caller, error) {
 // created with: an owner who lost admin loses it on their tokens too.
 func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	tok, err := g.store.LookupToken(ctx, secret)
+	if errors.Is(err, store.ErrNotFound) {
+		return g.fromServiceToken(ctx, secret)
+	}
 	if err != nil {
 		return nil, err
 	}

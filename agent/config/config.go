@@ -37,6 +37,31 @@ type Config struct {
 	Spawner Spawner `toml:"spawner"`
 	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
 	Roles []Role `toml:"role"`
+	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
+	// does not start (the hub knows their token and, optionally, where they listen).
+	Services []Service `toml:"service"`
+}
+
+// Service is one [[service]]: something that calls the hub's API as itself (an idle culler, a
+// grading tool), and may be reached through the hub and log users in through it.
+type Service struct {
+	Name string `toml:"name"`
+	// APITokenFile holds the service's API token (mode 0600, like the OIDC client secret);
+	// "" for a service that never calls the API.
+	APITokenFile string `toml:"api_token_file"`
+	// Roles name [[role]]s (or "admin") whose scopes the service holds.
+	Roles []string `toml:"roles"`
+	// URL is where the service listens (e.g. "http://127.0.0.1:10101"); the hub then routes
+	// /services/<name>/ to it.
+	URL string `toml:"url"`
+	// OAuthClientID and OAuthRedirectURI register the service as an OAuth client of the hub, so
+	// that it can log users in (jupyterhub.services.auth.HubOAuth).
+	OAuthClientID    string `toml:"oauth_client_id"`
+	OAuthRedirectURI string `toml:"oauth_redirect_uri"`
+	// Display lists the service on the home page's services menu (default true).
+	Display *bool `toml:"display"`
+	// Info is shown in the service model as it is.
+	Info map[string]any `toml:"info"`
 }
 
 // Role is one [[role]]: scopes granted to the users and groups named, on top of the default
@@ -447,6 +472,38 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	for i, sv := range c.Services {
+		key := fmt.Sprintf("service[%d]", i)
+		if sv.Name != "" {
+			key = fmt.Sprintf("service[%d] (%q)", i, sv.Name)
+		}
+		if !serviceName.MatchString(sv.Name) {
+			bad(key+".name", "%q must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", sv.Name)
+		} else if seen["service:"+sv.Name] {
+			bad(key+".name", "%q is defined twice", sv.Name)
+		}
+		seen["service:"+sv.Name] = true
+		if sv.APITokenFile != "" && !filepath.IsAbs(sv.APITokenFile) {
+			bad(key+".api_token_file", "%q must be an absolute path to a file (mode 0600) holding the service's token", sv.APITokenFile)
+		}
+		for _, r := range sv.Roles {
+			if r != "admin" && !slices.ContainsFunc(c.Roles, func(x Role) bool { return x.Name == r }) {
+				bad(key+".roles", "%q is neither \"admin\" nor the name of a [[role]]", r)
+			}
+		}
+		if sv.URL != "" {
+			if u, err := url.Parse(sv.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				bad(key+".url", "%q must be the service's base URL, such as \"http://127.0.0.1:10101\"", sv.URL)
+			}
+		}
+		if (sv.OAuthClientID == "") != (sv.OAuthRedirectURI == "") {
+			bad(key+".oauth_client_id/oauth_redirect_uri", "set both to log users in through the hub, or neither")
+		}
+		if sv.OAuthRedirectURI != "" && !strings.HasPrefix(sv.OAuthRedirectURI, "/") && !strings.HasPrefix(sv.OAuthRedirectURI, "http://") && !strings.HasPrefix(sv.OAuthRedirectURI, "https://") {
+			bad(key+".oauth_redirect_uri", "%q must be an absolute URL or path, e.g. \"/services/%s/oauth_callback\"", sv.OAuthRedirectURI, sv.Name)
+		}
+	}
+
 	return errors.Join(errs...)
 }
 
@@ -500,7 +557,8 @@ var (
 	unitPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	username   = regexp.MustCompile(`^[a-z_][a-z0-9_.@-]{0,63}$`)
 	// roleName is JupyterHub's rule for role names (jupyterhub/roles.py).
-	roleName = regexp.MustCompile(`^[a-z][a-z0-9\-_~.]{1,253}[a-z0-9]$`)
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	roleName    = regexp.MustCompile(`^[a-z][a-z0-9\-_~.]{1,253}[a-z0-9]$`)
 )
 
 // ValidUsername reports whether name can be a hub user. Hub users are Unix accounts, so the rule is

@@ -232,3 +232,34 @@ func TestUsernameRuleMatchesTheScopesFuzzTarget(t *testing.T) {
 		t.Errorf("agent/scopes/scopes_fuzz_test.go no longer checks usernames with %s", username)
 	}
 }
+
+func TestServicesAreValidatedByKey(t *testing.T) {
+	for src, key := range map[string]string{
+		"[[service]]\nname = \"a b\"":                                            `service[0] ("a b").name`,
+		"[[service]]\nname = \"x\"\napi_token_file = \"token\"":                  `service[0] ("x").api_token_file`,
+		"[[service]]\nname = \"x\"\nroles = [\"nosuch\"]":                        `service[0] ("x").roles`,
+		"[[service]]\nname = \"x\"\nurl = \"127.0.0.1:10101\"":                   `service[0] ("x").url`,
+		"[[service]]\nname = \"x\"\noauth_client_id = \"service-x\"":             `service[0] ("x").oauth_client_id/oauth_redirect_uri`,
+		"[[service]]\nname = \"x\"\n[[service]]\nname = \"x\"":                   `service[1] ("x").name`,
+		"[[service]]\nname = \"x\"\ninfo = { a = 1 }\ndisplay = false\nurls = 1": "", // Parse refuses it
+	} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err != nil {
+			if key != "" {
+				t.Errorf("%q: %v", src, err)
+			}
+			continue
+		}
+		if err := cfg.Validate(); err == nil || key == "" || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	src := "[[role]]\nname = \"teachers\"\n[[service]]\nname = \"grader\"\napi_token_file = \"/etc/t\"\nroles = [\"teachers\", \"admin\"]\nurl = \"http://127.0.0.1:1\"\noauth_client_id = \"service-grader\"\noauth_redirect_uri = \"/services/grader/oauth_callback\"\n"
+	if err := Parse([]byte(src), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a good service: %v", err)
+	}
+}
