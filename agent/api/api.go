@@ -1,5 +1,5 @@
-// Package api is the JupyterHub REST API under /hub/api: users, servers and their progress,
-// tokens, activity, and the router table. Handlers resolve the caller through the auth layer and
+// Package api is the JupyterHub REST API under /hub/api: users, groups, servers and their
+// progress, tokens, activity, and the router table. Handlers resolve the caller through the auth layer and
 // start and stop servers through the lifecycle core; they hold no state of their own.
 package api
 
@@ -95,6 +95,9 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/proxy", a.authed(methods{"GET": a.proxy, "POST": a.syncProxy, "PATCH": a.syncProxy}))
 	mux.Handle(api+"/shutdown", a.authed(methods{"POST": a.shutdown}))
 	mux.Handle(api+"/authorizations/token/{token}", a.authed(methods{"GET": a.tokenOwner}))
+	a.registerGroups(mux, api)
+	mux.Handle(api+"/services", a.authed(methods{"GET": a.listServices}))
+	mux.Handle(api+"/services/{service}", a.authed(methods{"GET": a.getService}))
 }
 
 // authed resolves the caller from a token (Authorization header) or the login cookie, and
@@ -187,6 +190,13 @@ func (a *API) proxy(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 
 // self is GET /hub/api/user: how single-user servers learn who a token belongs to.
 func (a *API) self(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if c.Service != nil {
+		// A service's token: JupyterHub answers with the service's model.
+		m := a.serviceModel(c.Service, scopes.Set{"read:services:name!service=" + c.Service.Name: true, "read:roles:services!service=" + c.Service.Name: true})
+		m["scopes"] = c.Scopes.List()
+		web.JSON(w, http.StatusOK, m)
+		return
+	}
 	// Any valid token may identify its owner (JupyterHub's implicit identify scopes).
 	view := scopes.Set{}
 	for s := range c.Scopes {
@@ -363,7 +373,7 @@ func (a *API) shutdown(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 		web.Error(w, http.StatusServiceUnavailable, "this hub cannot shut itself down")
 		return
 	}
-	a.log.Warn("shutdown requested through the API", "by", c.User.Name, "stop_servers", body.Servers)
+	a.log.Warn("shutdown requested through the API", "by", c.Name(), "stop_servers", body.Servers)
 	w.WriteHeader(http.StatusAccepted)
 	go a.shutdownHub(body.Servers)
 }
@@ -373,7 +383,7 @@ func (a *API) shutdown(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 // the token is the way now).
 func (a *API) tokenOwner(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 	owner, err := a.gate.FromToken(r.Context(), r.PathValue("token"))
-	if err != nil {
+	if err != nil || owner.Service != nil { // a service's token has no user to show
 		web.Error(w, http.StatusNotFound, "no such token")
 		return
 	}
@@ -433,5 +443,9 @@ func (a *API) passwordCaller(w http.ResponseWriter, r *http.Request) (*auth.Call
 	if err != nil {
 		return nil, err
 	}
-	return &auth.Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin)}, nil
+	owner, err := a.gate.OwnerScopes(r.Context(), u)
+	if err != nil {
+		return nil, err
+	}
+	return &auth.Caller{User: u, Scopes: owner}, nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"time"
@@ -11,13 +12,13 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 )
 
-func (a *API) tokenModel(u store.User, t store.Token) map[string]any {
+func (a *API) tokenModel(ctx context.Context, u store.User, t store.Token) map[string]any {
 	return map[string]any{
 		"id":            t.APIID(),
 		"kind":          "api_token",
 		"user":          u.Name,
 		"roles":         []string{},
-		"scopes":        a.tokenScopes(u, t),
+		"scopes":        a.tokenScopes(ctx, u, t),
 		"note":          t.Note,
 		"created":       web.ISOTime(t.Created),
 		"last_activity": web.ISOTime(t.LastActivity),
@@ -46,7 +47,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 	}
 	out := []map[string]any{}
 	for _, t := range toks {
-		out = append(out, a.tokenModel(u, t))
+		out = append(out, a.tokenModel(r.Context(), u, t))
 	}
 	web.JSON(w, http.StatusOK, map[string]any{"api_tokens": out})
 }
@@ -77,15 +78,24 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		case "token":
 			req = append(req, "inherit")
 		default:
-			web.Error(w, http.StatusBadRequest, "unknown role %q (known: user, admin, token)", role)
-			return
+			rs, ok := a.gate.RoleScopes(role)
+			if !ok {
+				web.Error(w, http.StatusBadRequest, "unknown role %q (known: user, admin, token and the [[role]]s of the config)", role)
+				return
+			}
+			req = append(req, rs...)
 		}
 	}
 	if len(req) == 0 {
 		req = []string{"inherit"}
 	}
+	owner, err := a.gate.OwnerScopes(r.Context(), u)
+	if err != nil {
+		a.writeErr(w, err)
+		return
+	}
 	// A token may not hold more than its owner, nor more than whoever asks for it.
-	if ok, unknown, msg := scopes.Grantable(req, u.Name, scopes.ForUser(u.Name, u.Admin), c.Scopes); !ok {
+	if ok, unknown, msg := scopes.Grantable(req, u.Name, owner, c.Scopes); !ok {
 		status := http.StatusForbidden
 		if unknown {
 			status = http.StatusBadRequest
@@ -105,14 +115,17 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 	}
 	if t.Note == "" {
 		t.Note = "Requested via API by " + c.User.Name
+		if c.Service != nil {
+			t.Note = "Requested via API by service " + c.Service.Name
+		}
 	}
 	t, secret, err := a.store.CreateToken(r.Context(), t)
 	if err != nil {
 		a.writeErr(w, err)
 		return
 	}
-	a.log.Info("token created", "user", u.Name, "token_id", t.APIID(), "by", c.User.Name)
-	m := a.tokenModel(u, t)
+	a.log.Info("token created", "user", u.Name, "token_id", t.APIID(), "by", c.Name())
+	m := a.tokenModel(r.Context(), u, t)
 	m["token"] = secret
 	web.JSON(w, http.StatusCreated, m)
 }
@@ -132,7 +145,7 @@ func (a *API) getToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
 		return
 	}
-	web.JSON(w, http.StatusOK, a.tokenModel(u, t))
+	web.JSON(w, http.StatusOK, a.tokenModel(r.Context(), u, t))
 }
 
 func (a *API) deleteToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
@@ -158,7 +171,13 @@ func (a *API) deleteToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 
 // tokenScopes are what a token can do, as JupyterHub 5 shows them: its scopes expanded and cut to
 // what its owner holds today.
-func (a *API) tokenScopes(u store.User, t store.Token) []string {
-	owner := scopes.ForUser(u.Name, u.Admin)
+func (a *API) tokenScopes(ctx context.Context, u store.User, t store.Token) []string {
+	owner, err := a.gate.OwnerScopes(ctx, u)
+	if err != nil {
+		// Show what the default roles give rather than fail the listing; the gate refuses the
+		// token itself while the store cannot say more.
+		a.log.Error("scopes of a token's owner", "user", u.Name, "err", err)
+		owner = scopes.ForUser(u.Name, u.Admin)
+	}
 	return scopes.Intersect(scopes.Expand(t.Scopes, u.Name, owner), owner).List()
 }

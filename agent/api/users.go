@@ -18,10 +18,7 @@ import (
 func (a *API) userModel(ctx context.Context, u store.User, set scopes.Set, includeStopped bool) (map[string]any, error) {
 	t := scopes.Target{User: u.Name, Groups: u.Groups}
 	m := map[string]any{"kind": "user", "name": u.Name}
-	roles := []string{"user"}
-	if u.Admin {
-		roles = append(roles, "admin")
-	}
+	roles := a.gate.UserRoles(u)
 	servers, err := a.store.Servers(ctx, u.ID, !includeStopped)
 	if err != nil {
 		return nil, err
@@ -222,7 +219,7 @@ func (a *API) createUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller
 			a.writeErr(w, err)
 			return
 		}
-		a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.User.Name)
+		a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.Name())
 		m, _ := a.userModel(r.Context(), u, c.Scopes, false)
 		created = append(created, m)
 	}
@@ -260,7 +257,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		a.writeErr(w, err)
 		return
 	}
-	a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.User.Name)
+	a.log.Info("user created", "user", name, "admin", body.Admin, "by", c.Name())
 	m, _ := a.userModel(r.Context(), u, c.Scopes, false)
 	web.JSON(w, http.StatusCreated, m)
 }
@@ -340,7 +337,7 @@ func (a *API) deleteUser(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		a.writeErr(w, err)
 		return
 	}
-	a.log.Info("user deleted", "user", u.Name, "by", c.User.Name)
+	a.log.Info("user deleted", "user", u.Name, "by", c.Name())
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -10,6 +10,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,12 +27,22 @@ import (
 // LoginCookie is the hub's login cookie, sent only to /hub/ paths.
 const LoginCookie = "jupyterhub-hub-login"
 
-// Caller is who is making a request and what they may do.
+// Caller is who is making a request and what they may do: a user, or a service (then User is
+// the zero User, whose ID matches no one, and Service is set).
 type Caller struct {
 	User    store.User
+	Service *Service // set for a [[service]]'s token
 	Scopes  scopes.Set
 	Token   *store.Token   // set for token-authenticated requests
 	Session *store.Session // set for cookie-authenticated requests
+}
+
+// Name is who the caller is, for logs.
+func (c *Caller) Name() string {
+	if c.Service != nil {
+		return "service:" + c.Service.Name
+	}
+	return c.User.Name
 }
 
 // Gate resolves callers and keeps their sessions.
@@ -44,6 +55,9 @@ type Gate struct {
 	prefix  string
 	trusted []netip.Prefix
 	log     *slog.Logger
+
+	services      map[string]*Service // by name
+	serviceTokens map[string]*Service // by the hash of their API token
 
 	accounts, sources *throttle // failed logins
 }
@@ -58,6 +72,9 @@ func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealK
 	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log,
 		accounts: newThrottle(cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
 		sources:  newThrottle(4*cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
+	}
+	if g.services, g.serviceTokens, err = loadServices(cfg); err != nil {
+		return nil, err
 	}
 	for _, p := range cfg.Hub.TrustedProxies {
 		pfx, err := netip.ParsePrefix(p)
@@ -101,6 +118,9 @@ func (g *Gate) FromRequest(r *http.Request) (*Caller, error) {
 // created with: an owner who lost admin loses it on their tokens too.
 func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	tok, err := g.store.LookupToken(ctx, secret)
+	if errors.Is(err, store.ErrNotFound) {
+		return g.fromServiceToken(ctx, secret)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +131,10 @@ func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	if time.Since(tok.LastActivity) > time.Minute {
 		g.store.TouchToken(ctx, tok.ID, time.Now())
 	}
-	owner := scopes.ForUser(u.Name, u.Admin)
+	owner, err := g.OwnerScopes(ctx, u)
+	if err != nil {
+		return nil, err
+	}
 	set := scopes.Intersect(scopes.Expand(tok.Scopes, u.Name, owner), owner)
 	return &Caller{User: u, Scopes: set, Token: &tok}, nil
 }
@@ -145,7 +168,11 @@ func (g *Gate) FromCookie(r *http.Request) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	caller := &Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin), Session: &sess}
+	owner, err := g.OwnerScopes(r.Context(), u)
+	if err != nil {
+		return nil, err
+	}
+	caller := &Caller{User: u, Scopes: owner, Session: &sess}
 	if needsXSRF(r) && !g.validXSRF(r, caller.Session) {
 		g.log.Info("cookie ignored: a script's request without the XSRF token", "user", u.Name, "method", r.Method,
 			"path", r.URL.Path, "sec_fetch_mode", r.Header.Get("Sec-Fetch-Mode"), "remote", r.RemoteAddr)

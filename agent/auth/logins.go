@@ -29,9 +29,10 @@ func (g *Gate) Admission(id Identity) (admin, allowed bool) {
 	return admin, allowed
 }
 
-// RecordLogin creates or updates the user: their groups follow the authenticator's on every
-// login. With revokeAdmin, admin also follows the configuration both ways (an identity provider's
-// groups are the truth); otherwise login only ever grants it.
+// RecordLogin creates or updates the user: with auth.manage_groups their groups follow the
+// authenticator's on every login (otherwise only the API changes them). With revokeAdmin, admin
+// also follows the configuration both ways (an identity provider's groups are the truth);
+// otherwise login only ever grants it.
 func (g *Gate) RecordLogin(ctx context.Context, id Identity, admin, revokeAdmin bool) (store.User, error) {
 	u, err := g.store.GetUser(ctx, id.Name)
 	if errors.Is(err, store.ErrNotFound) {
@@ -40,8 +41,14 @@ func (g *Gate) RecordLogin(ctx context.Context, id Identity, admin, revokeAdmin 
 	if err != nil {
 		return u, err
 	}
-	groups := id.Groups
-	patch := store.UserPatch{Groups: &groups}
+	var patch store.UserPatch
+	if g.cfg.Auth.ManageGroups {
+		groups := id.Groups
+		if groups == nil {
+			groups = []string{}
+		}
+		patch.Groups = &groups
+	}
 	if admin || revokeAdmin {
 		patch.Admin = &admin
 	}

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
 )
 
 // DefaultPath is where the packaged unit looks for the config.
@@ -33,6 +35,43 @@ type Config struct {
 	Hub     Hub     `toml:"hub"`
 	Auth    Auth    `toml:"auth"`
 	Spawner Spawner `toml:"spawner"`
+	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
+	Roles []Role `toml:"role"`
+	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
+	// does not start (the hub knows their token and, optionally, where they listen).
+	Services []Service `toml:"service"`
+}
+
+// Service is one [[service]]: something that calls the hub's API as itself (an idle culler, a
+// grading tool), and may be reached through the hub and log users in through it.
+type Service struct {
+	Name string `toml:"name"`
+	// APITokenFile holds the service's API token (mode 0600, like the OIDC client secret);
+	// "" for a service that never calls the API.
+	APITokenFile string `toml:"api_token_file"`
+	// Roles name [[role]]s (or "admin") whose scopes the service holds.
+	Roles []string `toml:"roles"`
+	// URL is where the service listens (e.g. "http://127.0.0.1:10101"); the hub then routes
+	// /services/<name>/ to it.
+	URL string `toml:"url"`
+	// OAuthClientID and OAuthRedirectURI register the service as an OAuth client of the hub, so
+	// that it can log users in (jupyterhub.services.auth.HubOAuth).
+	OAuthClientID    string `toml:"oauth_client_id"`
+	OAuthRedirectURI string `toml:"oauth_redirect_uri"`
+	// Display lists the service on the home page's services menu (default true).
+	Display *bool `toml:"display"`
+	// Info is shown in the service model as it is.
+	Info map[string]any `toml:"info"`
+}
+
+// Role is one [[role]]: scopes granted to the users and groups named, on top of the default
+// roles every user ("user") and every admin ("admin") holds.
+type Role struct {
+	Name        string   `toml:"name"`
+	Description string   `toml:"description"`
+	Scopes      []string `toml:"scopes"`
+	Users       []string `toml:"users"`
+	Groups      []string `toml:"groups"`
 }
 
 // Hub is the [hub] section: where the hub listens and keeps its state.
@@ -66,6 +105,11 @@ type Auth struct {
 	AdminGroups   []string `toml:"admin_groups"`
 	AllowedUsers  []string `toml:"allowed_users"`
 	AllowedGroups []string `toml:"allowed_groups"`
+	// ManageGroups makes each user's groups follow the authenticator (Unix groups, the identity
+	// provider's claims) at every login, as JupyterHub's Authenticator.manage_groups does. Unlike
+	// JupyterHub, it defaults to true: on bare metal the Unix groups are the truth. With false,
+	// logins leave groups alone and only the REST API changes them.
+	ManageGroups bool `toml:"manage_groups"`
 	// MaxFailedLogins is how many wrong passwords an account may see within FailedLoginWindow
 	// before the login form refuses it for the rest of the window; one address may fail four
 	// times as often (it may be an office behind one NAT).
@@ -160,6 +204,7 @@ func Default() Config {
 		},
 		Auth: Auth{
 			Method:            "pam",
+			ManageGroups:      true,
 			MaxFailedLogins:   5,
 			FailedLoginWindow: Duration(10 * time.Minute),
 			PAM:               PAM{Service: "jupyterhub-go", ConfDir: "/etc/pam.d", MinUID: 1000},
@@ -251,6 +296,9 @@ func Parse(data []byte, cfg *Config) error {
 // a map (spawner.env, auth.oidc.auth_params).
 func knownKey(t reflect.Type, k toml.Key) bool {
 	for _, part := range k {
+		if t.Kind() == reflect.Slice { // an array of tables, such as [[role]]
+			t = t.Elem()
+		}
 		if t.Kind() == reflect.Map {
 			return true
 		}
@@ -389,8 +437,75 @@ func (c *Config) Validate() error {
 		bad("spawner.port_range", "%v", err)
 	}
 
+	seen := map[string]bool{}
+	for i, r := range c.Roles {
+		key := fmt.Sprintf("role[%d]", i)
+		if r.Name != "" {
+			key = fmt.Sprintf("role[%d] (%q)", i, r.Name)
+		}
+		switch {
+		case defaultRoles[r.Name]:
+			bad(key+".name", "%q is one of JupyterHub's default roles (user, admin, server, token), which are built in; pick another name", r.Name)
+		case !roleName.MatchString(r.Name):
+			bad(key+".name", "%q must be 3 to 255 lowercase letters, digits, '-', '_', '~' or '.', starting with a letter and ending with a letter or digit", r.Name)
+		case seen[r.Name]:
+			bad(key+".name", "%q is defined twice", r.Name)
+		}
+		seen[r.Name] = true
+		for _, sc := range r.Scopes {
+			if !scopes.Known(sc) {
+				bad(key+".scopes", "%q is not a JupyterHub scope (see the scopes in JupyterHub's RBAC documentation, e.g. \"read:users\", \"admin:groups\" or \"access:servers!group=staff\")", sc)
+			}
+		}
+		for _, u := range r.Users {
+			if err := ValidUsername(u); err != nil {
+				bad(key+".users", "%v", err)
+			}
+		}
+		for _, g := range r.Groups {
+			if g == "" || strings.ContainsFunc(g, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '!' }) {
+				bad(key+".groups", "%q is not a group name", g)
+			}
+		}
+	}
+
+	for i, sv := range c.Services {
+		key := fmt.Sprintf("service[%d]", i)
+		if sv.Name != "" {
+			key = fmt.Sprintf("service[%d] (%q)", i, sv.Name)
+		}
+		if !serviceName.MatchString(sv.Name) {
+			bad(key+".name", "%q must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", sv.Name)
+		} else if seen["service:"+sv.Name] {
+			bad(key+".name", "%q is defined twice", sv.Name)
+		}
+		seen["service:"+sv.Name] = true
+		if sv.APITokenFile != "" && !filepath.IsAbs(sv.APITokenFile) {
+			bad(key+".api_token_file", "%q must be an absolute path to a file (mode 0600) holding the service's token", sv.APITokenFile)
+		}
+		for _, r := range sv.Roles {
+			if r != "admin" && !slices.ContainsFunc(c.Roles, func(x Role) bool { return x.Name == r }) {
+				bad(key+".roles", "%q is neither \"admin\" nor the name of a [[role]]", r)
+			}
+		}
+		if sv.URL != "" {
+			if u, err := url.Parse(sv.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+				bad(key+".url", "%q must be the service's base URL, such as \"http://127.0.0.1:10101\"", sv.URL)
+			}
+		}
+		if (sv.OAuthClientID == "") != (sv.OAuthRedirectURI == "") {
+			bad(key+".oauth_client_id/oauth_redirect_uri", "set both to log users in through the hub, or neither")
+		}
+		if sv.OAuthRedirectURI != "" && !strings.HasPrefix(sv.OAuthRedirectURI, "/") && !strings.HasPrefix(sv.OAuthRedirectURI, "http://") && !strings.HasPrefix(sv.OAuthRedirectURI, "https://") {
+			bad(key+".oauth_redirect_uri", "%q must be an absolute URL or path, e.g. \"/services/%s/oauth_callback\"", sv.OAuthRedirectURI, sv.Name)
+		}
+	}
+
 	return errors.Join(errs...)
 }
+
+// defaultRoles are JupyterHub's built-in roles; [[role]] cannot redefine them.
+var defaultRoles = map[string]bool{"user": true, "admin": true, "server": true, "token": true}
 
 // OIDCRedirectURL is the callback URL the provider sends browsers back to.
 func (c *Config) OIDCRedirectURL() string {
@@ -438,6 +553,9 @@ var (
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	unitPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	username   = regexp.MustCompile(`^[a-z_][a-z0-9_.@-]{0,63}$`)
+	// roleName is JupyterHub's rule for role names (jupyterhub/roles.py).
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	roleName    = regexp.MustCompile(`^[a-z][a-z0-9\-_~.]{1,253}[a-z0-9]$`)
 )
 
 // ValidUsername reports whether name can be a hub user. Hub users are Unix accounts, so the rule is

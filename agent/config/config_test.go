@@ -187,3 +187,79 @@ func TestKeysDifferingInCaseAreUnknown(t *testing.T) {
 		t.Errorf("environment names are not config keys: err = %v, env = %v", err, cfg.Spawner.Env)
 	}
 }
+
+func TestRolesAreValidatedByKey(t *testing.T) {
+	good := "[[role]]\nname = \"teachers\"\nscopes = [\"admin:servers!group=students\", \"read:users\"]\nusers = [\"alice\"]\ngroups = [\"staff\"]\n"
+	cfg := Default()
+	if err := Parse([]byte(good), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil || len(cfg.Roles) != 1 || cfg.Roles[0].Groups[0] != "staff" {
+		t.Fatalf("a good role: %v, %+v", err, cfg.Roles)
+	}
+	cfg = Default()
+	if err := Parse([]byte("[[role]]\nname = \"x1\"\nscope = [\"read:users\"]"), &cfg); err == nil || !strings.Contains(err.Error(), "role.scope") {
+		t.Errorf("a misspelt role key: %v, want it named", err)
+	}
+	for src, key := range map[string]string{
+		"[[role]]\nname = \"admin\"":                                   `role[0] ("admin").name`,
+		"[[role]]\nname = \"Teachers\"":                                `role[0] ("Teachers").name`,
+		"[[role]]\nscopes = [\"read:users\"]":                          `role[0].name`,
+		"[[role]]\nname = \"abc\"\n[[role]]\nname = \"abc\"":           `role[1] ("abc").name`,
+		"[[role]]\nname = \"abc\"\nscopes = [\"read:everything\"]":     `role[0] ("abc").scopes: "read:everything"`,
+		"[[role]]\nname = \"abc\"\nscopes = [\"read:users!nobody=1\"]": `role[0] ("abc").scopes`,
+		"[[role]]\nname = \"abc\"\nusers = [\"Bad User\"]":             `role[0] ("abc").users`,
+		"[[role]]\nname = \"abc\"\ngroups = [\"\"]":                    `role[0] ("abc").groups`,
+	} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err != nil {
+			t.Errorf("%q: %v", src, err)
+			continue
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+}
+
+// agent/scopes' fuzz targets copy the username rule (this package imports scopes); keep them equal.
+func TestUsernameRuleMatchesTheScopesFuzzTarget(t *testing.T) {
+	src, err := os.ReadFile("../scopes/scopes_fuzz_test.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(src), "regexp.MustCompile(`"+username.String()+"`)") {
+		t.Errorf("agent/scopes/scopes_fuzz_test.go no longer checks usernames with %s", username)
+	}
+}
+
+func TestServicesAreValidatedByKey(t *testing.T) {
+	for src, key := range map[string]string{
+		"[[service]]\nname = \"a b\"":                                            `service[0] ("a b").name`,
+		"[[service]]\nname = \"x\"\napi_token_file = \"token\"":                  `service[0] ("x").api_token_file`,
+		"[[service]]\nname = \"x\"\nroles = [\"nosuch\"]":                        `service[0] ("x").roles`,
+		"[[service]]\nname = \"x\"\nurl = \"127.0.0.1:10101\"":                   `service[0] ("x").url`,
+		"[[service]]\nname = \"x\"\noauth_client_id = \"service-x\"":             `service[0] ("x").oauth_client_id/oauth_redirect_uri`,
+		"[[service]]\nname = \"x\"\n[[service]]\nname = \"x\"":                   `service[1] ("x").name`,
+		"[[service]]\nname = \"x\"\ninfo = { a = 1 }\ndisplay = false\nurls = 1": "", // Parse refuses it
+	} {
+		cfg := Default()
+		if err := Parse([]byte(src), &cfg); err != nil {
+			if key != "" {
+				t.Errorf("%q: %v", src, err)
+			}
+			continue
+		}
+		if err := cfg.Validate(); err == nil || key == "" || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: err = %v, want it to name %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	src := "[[role]]\nname = \"teachers\"\n[[service]]\nname = \"grader\"\napi_token_file = \"/etc/t\"\nroles = [\"teachers\", \"admin\"]\nurl = \"http://127.0.0.1:1\"\noauth_client_id = \"service-grader\"\noauth_redirect_uri = \"/services/grader/oauth_callback\"\n"
+	if err := Parse([]byte(src), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a good service: %v", err)
+	}
+}

@@ -29,7 +29,11 @@ func (h *Pages) tokenPage(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
-	owner := scopes.ForUser(c.User.Name, c.User.Admin)
+	owner, err := h.gate.OwnerScopes(r.Context(), c.User)
+	if err != nil {
+		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
+		return
+	}
 	var rows []map[string]any
 	for _, t := range toks {
 		rows = append(rows, map[string]any{
@@ -47,7 +51,10 @@ func (h *Pages) createToken(r *http.Request, c *auth.Caller) (secret, problem st
 	if len(req) == 0 {
 		req = []string{"inherit"}
 	}
-	owner := scopes.ForUser(c.User.Name, c.User.Admin)
+	owner, err := h.gate.OwnerScopes(r.Context(), c.User)
+	if err != nil {
+		return "", "Could not read what you may do: " + err.Error()
+	}
 	if ok, _, msg := scopes.Grantable(req, c.User.Name, owner, owner); !ok {
 		return "", "Cannot create that token: " + msg + "."
 	}

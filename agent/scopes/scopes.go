@@ -144,6 +144,7 @@ type Target struct {
 	Server    string // server name; only meaningful with HasServer
 	HasServer bool
 	Groups    []string
+	Service   string // a service's name, for !service= filters
 }
 
 // Allows reports whether the set grants scope on target.
@@ -155,6 +156,9 @@ func (s Set) Allows(scope string, t Target) bool {
 		return true
 	}
 	if t.HasServer && s[scope+"!server="+t.User+"/"+t.Server] {
+		return true
+	}
+	if t.Service != "" && s[scope+"!service="+t.Service] {
 		return true
 	}
 	for _, g := range t.Groups {

@@ -1,15 +1,18 @@
 package scopes
 
 import (
+	"regexp"
 	"strings"
 	"testing"
-
-	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 )
 
 // Hub users are what config.ValidUsername accepts (no '/', '!' or '='), and the
-// properties below hold for those names; the REST API refuses any other.
-func validUser(name string) bool { return config.ValidUsername(name) == nil }
+// properties below hold for those names; the REST API refuses any other. The rule is
+// copied here because config imports this package (to check the scopes of [[role]]s);
+// config's TestUsernameRuleMatchesTheScopesFuzzTarget keeps the two the same.
+var validUserName = regexp.MustCompile(`^[a-z_][a-z0-9_.@-]{0,63}$`)
+
+func validUser(name string) bool { return validUserName.MatchString(name) }
 
 // scopeNames are the names Allows is asked about: every scope the tree knows,
 // the metascopes, and whatever the fuzzer names.

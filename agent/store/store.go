@@ -1,5 +1,5 @@
-// Package store keeps the hub's state in sqlite: users, their servers, API and OAuth tokens,
-// OAuth clients and codes, and login sessions.
+// Package store keeps the hub's state in sqlite: users, their servers, groups, API and OAuth
+// tokens, OAuth clients and codes, and login sessions.
 //
 // Secrets (tokens, codes, session cookies) are stored only as sha256 hashes: a stolen database
 // does not let anyone act as a user. Every state change a caller makes is written here before the
@@ -155,6 +155,14 @@ var migrations = []string{
 	// it exchanges the code.
 	`ALTER TABLE oauth_codes ADD COLUMN code_challenge TEXT NOT NULL DEFAULT '';
 	ALTER TABLE oauth_codes ADD COLUMN code_challenge_method TEXT NOT NULL DEFAULT '';`,
+	// Groups (groups.go): the catalogue of groups with their properties. Membership stays in
+	// users.groups, where logins have always put it; every group named there gets a row.
+	`CREATE TABLE groups (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		name TEXT NOT NULL UNIQUE,
+		properties TEXT NOT NULL DEFAULT '{}'
+	);
+	INSERT OR IGNORE INTO groups (name) SELECT DISTINCT g.value FROM users, json_each(users.groups) g ORDER BY g.value;`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -126,5 +127,52 @@ func TestListUsersWithinReach(t *testing.T) {
 	}
 	if total != 2 || len(names) != 2 || names[0] != "alice" || names[1] != "carol" {
 		t.Errorf("reach alice + group staff: %v of %d", names, total)
+	}
+}
+
+func TestGroupMembershipLivesInTheUsersGroups(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	s.CreateUser(ctx, "alice", false)
+	s.CreateUser(ctx, "bob", false)
+	staff := []string{"staff"}
+	if _, err := s.UpdateUser(ctx, "alice", UserPatch{Groups: &staff}); err != nil {
+		t.Fatal(err)
+	}
+	// A login's group is listed as a group.
+	g, err := s.GetGroup(ctx, "staff")
+	if err != nil || !reflect.DeepEqual(g.Users, []string{"alice"}) {
+		t.Fatalf("staff = %+v, %v; want alice in it", g, err)
+	}
+	if _, err := s.CreateGroup(ctx, "staff", nil, nil); !errors.Is(err, ErrExists) {
+		t.Errorf("creating staff again: %v, want ErrExists", err)
+	}
+	if _, err := s.CreateGroup(ctx, "empty", map[string]any{"k": "v"}, []string{"nobody"}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("creating with an unknown member: %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetGroup(ctx, "empty"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a failed create left the group behind: %v", err)
+	}
+	if _, err := s.CreateGroup(ctx, "empty", map[string]any{"k": "v"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if g, _ := s.AddGroupMembers(ctx, "staff", []string{"bob", "alice"}); !reflect.DeepEqual(g.Users, []string{"alice", "bob"}) {
+		t.Errorf("after adding bob: %v", g.Users)
+	}
+	if u, _ := s.GetUser(ctx, "bob"); !reflect.DeepEqual(u.Groups, []string{"staff"}) {
+		t.Errorf("bob's groups = %v", u.Groups)
+	}
+	list, total, err := s.ListGroups(ctx, GroupQuery{Limit: 10})
+	if err != nil || total != 2 || list[0].Name != "staff" || list[1].Properties["k"] != "v" {
+		t.Errorf("ListGroups = %+v, %d, %v", list, total, err)
+	}
+	if list, total, _ := s.ListGroups(ctx, GroupQuery{Limit: 10, Only: []string{"empty"}}); total != 1 || len(list) != 1 {
+		t.Errorf("ListGroups only empty = %+v, %d", list, total)
+	}
+	if err := s.DeleteGroup(ctx, "staff"); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := s.GetUser(ctx, "alice"); len(u.Groups) != 0 {
+		t.Errorf("alice is still in %v after the group was deleted", u.Groups)
 	}
 }

@@ -171,11 +171,15 @@ func (s *Store) UpdateUser(ctx context.Context, name string, p UserPatch) (User,
 	if p.Groups != nil {
 		u.Groups = *p.Groups
 	}
-	if _, err := s.db.ExecContext(ctx, `UPDATE users SET name = ?, admin = ?, groups = ? WHERE id = ?`,
-		u.Name, u.Admin, toJSON(u.Groups), u.ID); err != nil {
-		return u, fmt.Errorf("update user %s: %w", name, err)
-	}
-	return u, nil
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ?, admin = ?, groups = ? WHERE id = ?`,
+			u.Name, u.Admin, toJSON(u.Groups), u.ID); err != nil {
+			return fmt.Errorf("update user %s: %w", name, err)
+		}
+		// Every group a user is in is in the catalogue too (see Group).
+		return ensureGroups(ctx, tx, u.Groups)
+	})
+	return u, err
 }
 
 // DeleteUser removes a user with their servers' records and tokens.
