@@ -96,6 +96,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/shutdown", a.authed(methods{"POST": a.shutdown}))
 	mux.Handle(api+"/authorizations/token/{token}", a.authed(methods{"GET": a.tokenOwner}))
 	a.registerGroups(mux, api)
+	a.registerShares(mux, api)
 	mux.Handle(api+"/services", a.authed(methods{"GET": a.listServices}))
 	mux.Handle(api+"/services/{service}", a.authed(methods{"GET": a.getService}))
 }

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
@@ -12,7 +13,7 @@ import (
 // starts from OwnerScopes, so a role added here reaches the whole hub at once.
 
 // OwnerScopes is everything a user holds: the default roles (user, and admin for admins), the
-// [[role]]s that name the user or one of their groups. A token's scopes are cut to these; a
+// [[role]]s that name the user or one of their groups, and the scopes of servers shared with them. A token's scopes are cut to these; a
 // login cookie holds all of them. The error is the store's, for what is kept there.
 func (g *Gate) OwnerScopes(ctx context.Context, u store.User) (scopes.Set, error) {
 	set := scopes.ForUser(u.Name, u.Admin)
@@ -24,6 +25,18 @@ func (g *Gate) OwnerScopes(ctx context.Context, u store.User) (scopes.Set, error
 	}
 	for s := range scopes.Expand(raw, u.Name, nil) {
 		set[s] = true
+	}
+	// Servers others shared with the user (or one of their groups), JupyterHub 5's sharing.
+	if g.store != nil && u.ID != 0 {
+		shares, err := g.store.SharedWith(ctx, u)
+		if err != nil {
+			return set, fmt.Errorf("servers shared with %s: %w", u.Name, err)
+		}
+		for _, sh := range shares {
+			for _, s := range sh.Scopes {
+				set[s] = true
+			}
+		}
 	}
 	return set, nil
 }

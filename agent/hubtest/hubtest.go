@@ -95,6 +95,21 @@ func (h *Hub) User(name string, admin bool) string {
 	return secret
 }
 
+// Token makes another API token, inheriting their scopes, for an existing user.
+func (h *Hub) Token(name string) string {
+	h.t.Helper()
+	ctx := context.Background()
+	u, err := h.Store().GetUser(ctx, name)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	_, secret, err := h.Store().CreateToken(ctx, store.Token{UserID: u.ID, Kind: store.KindAPI, Scopes: []string{"inherit"}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return secret
+}
+
 // Login gives a cookie for a new login session of user name, as the login page would.
 func (h *Hub) Login(name string) *http.Cookie {
 	h.t.Helper()

@@ -71,6 +71,7 @@ func (h *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc(hub+"/spawn/{name}", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/stop", h.loggedIn(h.stopPage))
 	mux.HandleFunc(hub+"/token", h.loggedIn(h.tokenPage))
+	mux.HandleFunc(hub+"/accept-share", h.loggedIn(h.acceptSharePage))
 	mux.HandleFunc(hub+"/token/revoke", h.loggedIn(h.revokeToken))
 	mux.HandleFunc(hub+"/spawn-pending/{name}", h.loggedIn(h.spawnPendingPage))
 	mux.HandleFunc(hub+"/user/{name}/{rest...}", h.loggedIn(h.hubUserPage))

@@ -163,6 +163,30 @@ var migrations = []string{
 		properties TEXT NOT NULL DEFAULT '{}'
 	);
 	INSERT OR IGNORE INTO groups (name) SELECT DISTINCT g.value FROM users, json_each(users.groups) g ORDER BY g.value;`,
+	// Sharing (JupyterHub 5): a server's owner lets another user, or a group, have scopes on it;
+	// codes are invitations that turn into a share for whoever accepts them. Both go with the
+	// server record.
+	`CREATE TABLE shares (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+		user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+		group_name TEXT,
+		scopes TEXT NOT NULL,
+		created TEXT NOT NULL,
+		UNIQUE (server_id, user_id, group_name)
+	);
+	CREATE INDEX shares_user ON shares(user_id);
+	CREATE INDEX shares_group ON shares(group_name);
+	CREATE TABLE share_codes (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		hash TEXT NOT NULL UNIQUE,
+		server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+		scopes TEXT NOT NULL,
+		created TEXT NOT NULL,
+		expires_at TEXT NOT NULL,
+		exchange_count INTEGER NOT NULL DEFAULT 0,
+		last_exchanged_at TEXT
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

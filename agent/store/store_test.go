@@ -176,3 +176,38 @@ func TestGroupMembershipLivesInTheUsersGroups(t *testing.T) {
 		t.Errorf("alice is still in %v after the group was deleted", u.Groups)
 	}
 }
+
+func TestSharesGrantMergeRevokeAndCodes(t *testing.T) {
+	s, _ := open(t)
+	ctx := context.Background()
+	alice, _ := s.CreateUser(ctx, "alice", false)
+	bob, _ := s.CreateUser(ctx, "bob", false)
+	sv, _ := s.Server(ctx, alice.ID, "")
+	if _, err := s.GrantShare(ctx, sv.ID, bob.ID, "", []string{"access:servers!server=alice/"}); err != nil {
+		t.Fatal(err)
+	}
+	sh, _ := s.GrantShare(ctx, sv.ID, bob.ID, "", []string{"read:servers!server=alice/"})
+	if len(sh.Scopes) != 2 || sh.Server.UserName != "alice" || sh.UserName != "bob" {
+		t.Errorf("merged share %+v", sh)
+	}
+	if list, _ := s.SharedWith(ctx, bob); len(list) != 1 {
+		t.Errorf("bob's shares: %+v", list)
+	}
+	if _, err := s.RevokeShare(ctx, sv.ID, bob.ID, "", nil); !errors.Is(err, ErrNotFound) {
+		t.Errorf("revoking everything: %v, want the share gone", err)
+	}
+	code, secret, err := s.CreateShareCode(ctx, sv.ID, []string{"access:servers!server=alice/"}, time.Hour)
+	if err != nil || code.APIID() == "" {
+		t.Fatal(err)
+	}
+	if _, err := s.ExchangeShareCode(ctx, secret, bob); err != nil {
+		t.Fatal(err)
+	}
+	if list, _ := s.SharedWith(ctx, bob); len(list) != 1 {
+		t.Errorf("after accepting the code bob has %d shares", len(list))
+	}
+	_, expired, _ := s.CreateShareCode(ctx, sv.ID, []string{"access:servers!server=alice/"}, -time.Second)
+	if _, err := s.ExchangeShareCode(ctx, expired, bob); !errors.Is(err, ErrNotFound) {
+		t.Errorf("an expired code was accepted: %v", err)
+	}
+}
