@@ -84,6 +84,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		return nil, err
 	}
 	gate, err := auth.New(cfg, st, deps.IdP, secret, sealKey, log)
+	if err == nil {
+		err = gate.RegisterOAuthClients(ctx)
+	}
 	if err != nil {
 		st.Close()
 		return nil, err

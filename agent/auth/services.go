@@ -17,6 +17,8 @@ type Service struct {
 	config.Service
 	Admin  bool       // "admin" is one of its roles
 	Scopes scopes.Set // what its token may do
+
+	tokenHash string // its API token, hashed as the store keeps secrets; "" without a token file
 }
 
 // loadServices reads each service's token file. The file must be private (no group or other
@@ -61,8 +63,32 @@ func loadServices(cfg config.Config) (map[string]*Service, map[string]*Service, 
 			return nil, nil, fmt.Errorf("services %s and %s have the same token", other.Name, sc.Name)
 		}
 		byHash[store.Hash(tok)] = sv
+		sv.tokenHash = store.Hash(tok)
 	}
 	return byName, byHash, nil
+}
+
+// RegisterOAuthClients registers the services that log users in through the hub (HubOAuth) as
+// OAuth clients, each with its API token as the client secret, as JupyterHub does. Clients of
+// services no longer configured are left: their ids cannot collide with servers' (those start
+// "jupyterhub-user-"), and re-adding the service reuses them.
+func (g *Gate) RegisterOAuthClients(ctx context.Context) error {
+	for _, sv := range g.Services() {
+		if sv.OAuthClientID == "" {
+			continue
+		}
+		if sv.tokenHash == "" {
+			return fmt.Errorf("service %s: oauth_client_id needs api_token_file: the token is the client's secret", sv.Name)
+		}
+		err := g.store.SaveClientHash(ctx, store.OAuthClient{
+			ID: sv.OAuthClientID, RedirectURI: sv.OAuthRedirectURI, Description: "Service " + sv.Name,
+			AllowedScopes: []string{"access:services!service=" + sv.Name}, Service: sv.Name,
+		}, sv.tokenHash)
+		if err != nil {
+			return fmt.Errorf("service %s: %w", sv.Name, err)
+		}
+	}
+	return nil
 }
 
 // Services are the configured services, in config order.

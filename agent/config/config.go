@@ -58,6 +58,9 @@ type Service struct {
 	// that it can log users in (jupyterhub.services.auth.HubOAuth).
 	OAuthClientID    string `toml:"oauth_client_id"`
 	OAuthRedirectURI string `toml:"oauth_redirect_uri"`
+	// OAuthNoConfirm skips the page that asks users to confirm they log in to the service, as
+	// JupyterHub's oauth_no_confirm (default false: they are asked).
+	OAuthNoConfirm bool `toml:"oauth_no_confirm"`
 	// Display lists the service on the home page's services menu (default true).
 	Display *bool `toml:"display"`
 	// Info is shown in the service model as it is.

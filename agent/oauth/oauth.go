@@ -71,25 +71,12 @@ func (h *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		h.render.Error(w, r, http.StatusBadRequest, "Bad OAuth request", "response_type must be \"code\".")
 		return
 	}
-	owner, server, err := h.clientServer(r, client)
-	if err != nil {
-		h.render.Error(w, r, http.StatusBadRequest, "Server gone", "The server behind this login no longer exists.")
-		return
-	}
-	if !c.Scopes.Allows("access:servers", scopes.Target{User: owner.Name, Groups: owner.Groups, Server: server, HasServer: true}) {
-		h.log.Info("oauth access refused", "user", c.User.Name, "server", owner.Name+"/"+server)
-		h.render.Error(w, r, http.StatusForbidden, "Access denied",
-			"You are logged in as "+c.User.Name+", who may not use "+owner.Name+"'s server.")
-		return
-	}
-	if owner.ID != c.User.ID {
-		// Someone else's server: an admin must confirm, so that a link cannot silently log them in.
-		if r.Method != http.MethodPost { // a POST got past FromCookie only with the XSRF token
-			h.render.Render(w, r, http.StatusOK, "oauth.html", map[string]any{
-				"Owner": owner.Name, "Server": server, "Client": client.Description, "Action": r.URL.RequestURI(),
-			}, c)
+	if client.Service != "" {
+		if !h.serviceLogin(w, r, c, client) {
 			return
 		}
+	} else if !h.serverLogin(w, r, c, client) {
+		return
 	}
 	granted := client.AllowedScopes
 	if s := strings.Fields(q.Get("scope")); len(s) > 0 {
@@ -230,4 +217,53 @@ func pkceVerified(code store.OAuthCode, verifier string) bool {
 	default: // plain
 		return verifier != "" && subtle.ConstantTimeCompare([]byte(verifier), []byte(code.Challenge)) == 1
 	}
+}
+
+// serverLogin decides a login to a user server: its owner at once, anyone else with access
+// (an admin, a share) after confirming; false when it has answered the request itself.
+func (h *Provider) serverLogin(w http.ResponseWriter, r *http.Request, c *auth.Caller, client store.OAuthClient) bool {
+	owner, server, err := h.clientServer(r, client)
+	if err != nil {
+		h.render.Error(w, r, http.StatusBadRequest, "Server gone", "The server behind this login no longer exists.")
+		return false
+	}
+	if !c.Scopes.Allows("access:servers", scopes.Target{User: owner.Name, Groups: owner.Groups, Server: server, HasServer: true}) {
+		h.log.Info("oauth access refused", "user", c.User.Name, "server", owner.Name+"/"+server)
+		h.render.Error(w, r, http.StatusForbidden, "Access denied",
+			"You are logged in as "+c.User.Name+", who may not use "+owner.Name+"'s server.")
+		return false
+	}
+	if owner.ID != c.User.ID {
+		// Someone else's server: an admin must confirm, so that a link cannot silently log them in.
+		if r.Method != http.MethodPost { // a POST got past FromCookie only with the XSRF token
+			h.render.Render(w, r, http.StatusOK, "oauth.html", map[string]any{
+				"Owner": owner.Name, "Server": server, "Client": client.Description, "Action": r.URL.RequestURI(),
+			}, c)
+			return false
+		}
+	}
+	return true
+}
+
+// serviceLogin decides a login to a [[service]] (HubOAuth): callers holding
+// access:services!service=<name> are let in, after confirming unless the service says
+// oauth_no_confirm.
+func (h *Provider) serviceLogin(w http.ResponseWriter, r *http.Request, c *auth.Caller, client store.OAuthClient) bool {
+	sv := h.gate.ServiceByName(client.Service)
+	if sv == nil {
+		h.render.Error(w, r, http.StatusBadRequest, "Service gone", "The service behind this login is no longer configured.")
+		return false
+	}
+	if !c.Scopes.Allows("access:services", scopes.Target{Service: sv.Name}) {
+		h.log.Info("oauth access refused", "user", c.User.Name, "service", sv.Name)
+		h.render.Error(w, r, http.StatusForbidden, "Access denied", "You ("+c.User.Name+") may not use the service "+sv.Name+".")
+		return false
+	}
+	if !sv.OAuthNoConfirm && r.Method != http.MethodPost {
+		h.render.Render(w, r, http.StatusOK, "oauth.html", map[string]any{
+			"Service": sv.Name, "Client": client.Description, "Action": r.URL.RequestURI(),
+		}, c)
+		return false
+	}
+	return true
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,8 +40,17 @@ func New(prefix string, sv *servers.Manager, gate *auth.Gate, render *pages.Rend
 	return rt
 }
 
-// Register mounts the router at <base>/user/.
-func (rt *Router) Register(mux *http.ServeMux) { mux.Handle(rt.prefix+"/user/", rt) }
+// Register mounts the router at <base>/user/ and <base>/services/.
+func (rt *Router) Register(mux *http.ServeMux) {
+	mux.Handle(rt.prefix+"/user/", rt)
+	mux.HandleFunc(rt.prefix+"/services/", rt.serveService)
+}
+
+// target is where one proxied request goes: a user server's loopback port, or a service's URL.
+type target struct {
+	scheme, host string
+	serverID     int64 // the user server, for its health check; 0 for a service
+}
 
 // newProxy builds the reverse proxy. The path stays as it came (single-user servers serve under
 // their prefix); cookies, Authorization, Origin and Sec-Fetch-* pass untouched because the
@@ -53,19 +63,24 @@ func (rt *Router) newProxy() *httputil.ReverseProxy {
 		Transport:  transport,
 		BufferPool: newBufferPool(),
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			route := pr.In.Context().Value(routeCtxKey{}).(servers.Route)
-			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = net.JoinHostPort("127.0.0.1", strconv.Itoa(route.Port))
+			t := pr.In.Context().Value(routeCtxKey{}).(target)
+			pr.Out.URL.Scheme = t.scheme
+			pr.Out.URL.Host = t.host
 			pr.Out.Host = pr.In.Host
 			rt.forwardedHeaders(pr)
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			route := r.Context().Value(routeCtxKey{}).(servers.Route)
+			t := r.Context().Value(routeCtxKey{}).(target)
 			if errors.Is(err, context.Canceled) {
-				return // the browser went away
+				w.WriteHeader(web.StatusClientClosed) // the browser went away
+				return
 			}
-			rt.log.Warn("proxy error", "path", r.URL.Path, "port", route.Port, "err", err)
-			go rt.servers.Check(route.ServerID)
+			rt.log.Warn("proxy error", "path", r.URL.Path, "target", t.host, "err", err)
+			if t.serverID == 0 {
+				rt.render.Error(w, r, http.StatusBadGateway, "Service not responding", "The service did not answer the hub. Tell whoever looks after this hub.")
+				return
+			}
+			go rt.servers.Check(t.serverID)
 			rt.render.Error(w, r, http.StatusServiceUnavailable, "Server not responding",
 				"Your server did not answer the hub. It may have crashed or be overloaded; if this persists, stop and start it from the home page.")
 		},
@@ -115,7 +130,8 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if route, ok := rt.servers.Route(name, ""); ok {
 		rt.servers.Touch(route.ServerID)
-		rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, route)))
+		t := target{scheme: "http", host: net.JoinHostPort("127.0.0.1", strconv.Itoa(route.Port)), serverID: route.ServerID}
+		rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, t)))
 		return
 	}
 	// Nothing routed: the hub's /hub/user/ page explains (login, wait, or start), as in JupyterHub.
@@ -132,3 +148,27 @@ func newBufferPool() *bufferPool {
 
 func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
 func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
+
+// serveService routes /services/<name>/... to a [[service]]'s url, the path kept as it came, as
+// configurable-http-proxy routes JupyterHub's services. Who may use the service is the service's
+// business (HubOAuth asks the hub); the router only forwards.
+func (rt *Router) serveService(w http.ResponseWriter, r *http.Request) {
+	rest := strings.TrimPrefix(r.URL.Path, rt.prefix+"/services/")
+	name, _, _ := strings.Cut(rest, "/")
+	sv := rt.gate.ServiceByName(name)
+	if sv == nil || sv.URL == "" {
+		rt.render.Error(w, r, http.StatusNotFound, "No such service", "This hub has no service "+strconv.Quote(name)+" that answers on the web.")
+		return
+	}
+	if !strings.Contains(rest, "/") {
+		http.Redirect(w, r, web.WithQuery(r.URL.Path+"/", r.URL.RawQuery), http.StatusFound)
+		return
+	}
+	u, err := url.Parse(sv.URL)
+	if err != nil || u.Host == "" {
+		rt.render.Error(w, r, http.StatusBadGateway, "Service misconfigured", "The service's url is not an absolute URL.")
+		return
+	}
+	t := target{scheme: u.Scheme, host: u.Host}
+	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, t)))
+}

@@ -8,23 +8,31 @@ import (
 	"time"
 )
 
-// OAuthClient is a registered OAuth client: one per user server.
+// OAuthClient is a registered OAuth client: one per user server, and one per [[service]] that
+// logs users in through the hub.
 type OAuthClient struct {
 	ID            string
 	SecretHash    string
 	RedirectURI   string
 	Description   string
 	AllowedScopes []string
-	ServerID      int64
+	ServerID      int64  // the user server this client is, or 0
+	Service       string // the service this client is, or ""
 }
 
 // SaveClient registers (or re-registers) a client whose secret is secret.
 func (s *Store) SaveClient(ctx context.Context, c OAuthClient, secret string) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, allowed_scopes, server_id)
-		VALUES (?, ?, ?, ?, ?, ?)
+	return s.SaveClientHash(ctx, c, Hash(secret))
+}
+
+// SaveClientHash is SaveClient for a secret the caller holds only hashed (Hash).
+func (s *Store) SaveClientHash(ctx context.Context, c OAuthClient, secretHash string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO oauth_clients (id, secret_hash, redirect_uri, description, allowed_scopes, server_id, service)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (id) DO UPDATE SET secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri,
-			description = excluded.description, allowed_scopes = excluded.allowed_scopes, server_id = excluded.server_id`,
-		c.ID, Hash(secret), c.RedirectURI, c.Description, toJSON(c.AllowedScopes), nullID(c.ServerID))
+			description = excluded.description, allowed_scopes = excluded.allowed_scopes, server_id = excluded.server_id,
+			service = excluded.service`,
+		c.ID, secretHash, c.RedirectURI, c.Description, toJSON(c.AllowedScopes), nullID(c.ServerID), c.Service)
 	if err != nil {
 		return fmt.Errorf("register oauth client %s: %w", c.ID, err)
 	}
@@ -36,8 +44,8 @@ func (s *Store) Client(ctx context.Context, id string) (OAuthClient, error) {
 	var c OAuthClient
 	var scopes string
 	var server sql.NullInt64
-	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, redirect_uri, description, allowed_scopes, server_id FROM oauth_clients WHERE id = ?`, id).
-		Scan(&c.ID, &c.SecretHash, &c.RedirectURI, &c.Description, &scopes, &server)
+	err := s.db.QueryRowContext(ctx, `SELECT id, secret_hash, redirect_uri, description, allowed_scopes, server_id, service FROM oauth_clients WHERE id = ?`, id).
+		Scan(&c.ID, &c.SecretHash, &c.RedirectURI, &c.Description, &scopes, &server, &c.Service)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, ErrNotFound
 	}

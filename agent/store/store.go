@@ -187,6 +187,8 @@ var migrations = []string{
 		exchange_count INTEGER NOT NULL DEFAULT 0,
 		last_exchanged_at TEXT
 	);`,
+	// OAuth clients of [[service]]s (HubOAuth), which belong to no user server.
+	`ALTER TABLE oauth_clients ADD COLUMN service TEXT NOT NULL DEFAULT '';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
