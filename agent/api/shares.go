@@ -178,6 +178,20 @@ func serverScopes(req []string, owner, server string) ([]string, error) {
 	return out, nil
 }
 
+// mayGrant checks the caller holds, on the server, every scope a share or code would give:
+// nobody passes on more than they have.
+func mayGrant(w http.ResponseWriter, c *auth.Caller, sv store.Server, granted []string) bool {
+	target := scopes.Target{User: sv.UserName, Server: sv.Name, HasServer: true}
+	for _, s := range granted {
+		name, _, _ := strings.Cut(s, "!")
+		if !c.Scopes.Allows(name, target) {
+			web.Error(w, http.StatusForbidden, "not allowed to share %s with scope %s", sv.UserName+"/"+sv.Name, s)
+			return false
+		}
+	}
+	return true
+}
+
 func (a *API) grantShare(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 	sv, ok := a.sharedServerOf(w, r, c, "shares")
 	if !ok {
@@ -197,13 +211,8 @@ func (a *API) grantShare(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		a.writeErr(w, err)
 		return
 	}
-	target := scopes.Target{User: sv.UserName, Server: sv.Name, HasServer: true}
-	for _, s := range granted {
-		name, _, _ := strings.Cut(s, "!")
-		if !c.Scopes.Allows(name, target) {
-			web.Error(w, http.StatusForbidden, "not allowed to share %s with scope %s", sv.UserName+"/"+sv.Name, s)
-			return
-		}
+	if !mayGrant(w, c, sv, granted) {
+		return
 	}
 	var userID int64
 	if body.User != "" {
@@ -346,13 +355,8 @@ func (a *API) createShareCode(w http.ResponseWriter, r *http.Request, c *auth.Ca
 		a.writeErr(w, err)
 		return
 	}
-	target := scopes.Target{User: sv.UserName, Server: sv.Name, HasServer: true}
-	for _, s := range granted {
-		name, _, _ := strings.Cut(s, "!")
-		if !c.Scopes.Allows(name, target) {
-			web.Error(w, http.StatusForbidden, "not allowed to share %s with scope %s", sv.UserName+"/"+sv.Name, s)
-			return
-		}
+	if !mayGrant(w, c, sv, granted) {
+		return
 	}
 	code, secret, err := a.store.CreateShareCode(r.Context(), sv.ID, granted, time.Duration(ttl)*time.Second)
 	if err != nil {
