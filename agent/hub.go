@@ -92,18 +92,19 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		return nil, err
 	}
 	prefix := strings.TrimSuffix(cfg.Hub.BaseURL, "/")
+	hosts := servers.NewUserHosts(cfg.Hub.SubdomainHost)
 	lo, hi, _ := cfg.Spawner.Ports() // validated above
 	steps := append([]servers.Step{
 		servers.Credentials{Store: st, Hub: servers.HubURLs{
 			Prefix: prefix, BaseURL: cfg.Hub.BaseURL, APIURL: cfg.APIURLFor(),
-			PublicURL: cfg.Hub.PublicURL, DefaultURL: cfg.Spawner.DefaultURL,
+			PublicURL: cfg.Hub.PublicURL, DefaultURL: cfg.Spawner.DefaultURL, Hosts: hosts,
 		}},
 	}, deps.Steps...)
 	core := servers.New(ctx, st, deps.Units, steps, servers.Options{
 		Prefix:   prefix,
 		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
 		PortLow:  lo, PortHigh: hi,
-		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(),
+		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
 		Logger: log,
 	})
 	render, err := pages.NewRenderer(prefix, gate, log)
@@ -116,11 +117,12 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	api.New(cfg, st, core, gate, api.Deps{Passwords: deps.Auth, Logger: log, Shutdown: h.requestShutdown}).Register(mux)
 	oauth.New(prefix, cfg.Hub.CookieMaxAge.D(), st, gate, render, log).Register(mux)
 	pages.New(cfg, pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}).Register(mux)
-	router.New(prefix, core, gate, render, log).Register(mux)
+	users := router.New(prefix, core, gate, render, log)
+	users.Register(mux)
 	quiet := func(p string) bool {
 		return strings.HasPrefix(p, prefix+"/user/") || strings.HasSuffix(p, "/activity") || p == prefix+"/hub/api" || p == prefix+"/hub/api/"
 	}
-	h.handler = web.Middleware(log, quiet, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), mux))
+	h.handler = web.Middleware(log, quiet, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), users.Hosts(mux)))
 	return h, nil
 }
 

@@ -98,7 +98,9 @@ func (a *API) serverModel(sv store.Server, withState bool) map[string]any {
 		"full_url":          nil,
 		"full_progress_url": nil,
 	}
-	if a.cfg.Hub.PublicURL != "" {
+	if hosts := a.servers.Hosts(); hosts.On() {
+		m["full_url"], m["full_progress_url"] = a.servers.FullURL(sv.UserName, sv.Name), hosts.HubOrigin()+progress
+	} else if a.cfg.Hub.PublicURL != "" {
 		// As JupyterHub: the full URLs are known only once the hub knows its public URL.
 		base := strings.TrimSuffix(a.cfg.Hub.PublicURL, "/")
 		if u, err := url.Parse(base); err == nil {

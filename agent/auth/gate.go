@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"time"
 
@@ -263,11 +264,30 @@ func firstValue(v string) string {
 // Browsers drop tabs and newlines from URLs and read "\\" as "/", so "/\t/evil.example" and
 // "/\\evil.example" are other hosts to them: any control character or backslash is refused.
 func (g *Gate) SafeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") ||
-		strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+	if strings.ContainsFunc(next, func(r rune) bool { return r < 0x20 || r == 0x7f || r == '\\' }) {
+		return g.prefix + "/hub/home"
+	}
+	if g.userHost(next) {
+		return next // a user's server on its own host (hub.subdomain_host)
+	}
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return g.prefix + "/hub/home"
 	}
 	return next
+}
+
+// userHost says whether next is an absolute URL on a user's host under hub.subdomain_host.
+func (g *Gate) userHost(next string) bool {
+	if g.cfg.Hub.SubdomainHost == "" || !strings.Contains(next, "://") {
+		return false
+	}
+	u, err := url.Parse(next)
+	sub, _ := url.Parse(g.cfg.Hub.SubdomainHost)
+	if err != nil || sub == nil || u.Scheme != sub.Scheme || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	label, ok := strings.CutSuffix(strings.ToLower(u.Host), "."+strings.ToLower(sub.Host))
+	return ok && label != "" && !strings.Contains(label, ".")
 }
 
 // SafeNextOr is SafeNext with another fallback for an empty next.

@@ -85,6 +85,11 @@ type Hub struct {
 	BaseURL string `toml:"base_url"`
 	// PublicURL is how browsers reach the hub (e.g. https://jupyter.example.org); "" means "as requested".
 	PublicURL string `toml:"public_url"`
+	// SubdomainHost, e.g. "https://jupyter.example.org", puts each user's server on a host of its
+	// own, https://alice.jupyter.example.org/user/alice/: a page one user serves then runs on an
+	// origin of its own, never the hub's, and the hub's cookie never reaches it. Needs a wildcard
+	// DNS name and certificate. "" keeps every server under the hub's host.
+	SubdomainHost string `toml:"subdomain_host"`
 	// DataDir holds the sqlite database, the cookie secret and the servers' environment files.
 	DataDir string `toml:"data_dir"`
 	// APIURL is the hub API as user servers reach it; "" derives it from Listen.
@@ -334,6 +339,11 @@ func (c *Config) Validate() error {
 	}
 	if !strings.HasPrefix(c.Hub.BaseURL, "/") || !strings.HasSuffix(c.Hub.BaseURL, "/") {
 		bad("hub.base_url", "%q must start and end with \"/\" (e.g. \"/\" or \"/jupyter/\")", c.Hub.BaseURL)
+	}
+	if c.Hub.SubdomainHost != "" {
+		if u, err := url.Parse(c.Hub.SubdomainHost); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.Trim(u.Path, "/") != "" {
+			bad("hub.subdomain_host", "%q must be a scheme and host without a path, such as \"https://jupyter.example.org\"", c.Hub.SubdomainHost)
+		}
 	}
 	if c.Hub.PublicURL != "" {
 		if u, err := url.Parse(c.Hub.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

@@ -76,7 +76,7 @@ func (h *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc(hub+"/spawn-pending/{name}", h.loggedIn(h.spawnPendingPage))
 	mux.HandleFunc(hub+"/user/{name}/{rest...}", h.loggedIn(h.hubUserPage))
 	mux.HandleFunc(hub+"/user-redirect/{rest...}", h.loggedIn(func(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-		http.Redirect(w, r, web.WithQuery(h.servers.URL(c.User.Name, "")+r.PathValue("rest"), r.URL.RawQuery), http.StatusFound)
+		http.Redirect(w, r, web.WithQuery(h.servers.FullURL(c.User.Name, "")+r.PathValue("rest"), r.URL.RawQuery), http.StatusFound)
 	}))
 	// /user-redirect/ lives outside /hub/, where the login cookie is not sent.
 	mux.HandleFunc(h.prefix+"/user-redirect/{rest...}", func(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +109,7 @@ func (h *Pages) homePage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
-	data := map[string]any{"Server": sv, "URL": h.servers.URL(c.User.Name, ""), "Started": ago(sv.Started), "Active": ago(sv.LastActivity)}
+	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": ago(sv.Started), "Active": ago(sv.LastActivity)}
 	if msg, failed := h.servers.LastFailure(sv); failed {
 		reason, journal, _ := strings.Cut(strings.TrimPrefix(msg, "Spawn failed: "), "\nLast lines of the server's log:\n")
 		data["LastError"] = map[string]string{"Reason": reason, "Journal": journal}
@@ -155,7 +155,7 @@ func (h *Pages) spawnPage(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		return
 	}
 	if sv.State == store.Running {
-		http.Redirect(w, r, h.gate.SafeNextOr(next, h.servers.URL(u.Name, "")), http.StatusFound)
+		http.Redirect(w, r, h.gate.SafeNextOr(next, h.servers.FullURL(u.Name, "")), http.StatusFound)
 		return
 	}
 	if r.Method != http.MethodPost && sv.State != store.Spawning {
@@ -216,7 +216,7 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
-	target := h.gate.SafeNextOr(r.FormValue("next"), h.servers.URL(u.Name, ""))
+	target := h.gate.SafeNextOr(r.FormValue("next"), h.servers.FullURL(u.Name, ""))
 	if sv.State == store.Running {
 		http.Redirect(w, r, target, http.StatusFound)
 		return
@@ -239,7 +239,7 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 // /hub/user/ handler): it can read the login cookie, which /user/ paths do not receive.
 func (h *Pages) hubUserPage(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 	name := r.PathValue("name")
-	userPath := web.WithQuery(h.prefix+"/user/"+name+"/"+r.PathValue("rest"), r.URL.RawQuery)
+	userPath := web.WithQuery(h.servers.Hosts().Origin(name)+h.prefix+"/user/"+name+"/"+r.PathValue("rest"), r.URL.RawQuery)
 	if _, running := h.servers.Route(name, ""); running {
 		http.Redirect(w, r, userPath, http.StatusFound)
 		return

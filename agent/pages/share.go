@@ -22,7 +22,7 @@ func (h *Pages) acceptSharePage(w http.ResponseWriter, r *http.Request, c *auth.
 		return
 	}
 	if code.Server.UserID == c.User.ID {
-		http.Redirect(w, r, h.servers.URL(code.Server.UserName, code.Server.Name), http.StatusFound)
+		http.Redirect(w, r, h.servers.FullURL(code.Server.UserName, code.Server.Name), http.StatusFound)
 		return
 	}
 	if r.Method != http.MethodPost {
@@ -36,5 +36,5 @@ func (h *Pages) acceptSharePage(w http.ResponseWriter, r *http.Request, c *auth.
 		return
 	}
 	h.log.Info("share code accepted", "server", code.Server.UserName+"/"+code.Server.Name, "id", code.APIID(), "user", c.User.Name)
-	http.Redirect(w, r, h.servers.URL(code.Server.UserName, code.Server.Name), http.StatusFound)
+	http.Redirect(w, r, h.servers.FullURL(code.Server.UserName, code.Server.Name), http.StatusFound)
 }

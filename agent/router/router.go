@@ -135,7 +135,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// Nothing routed: the hub's /hub/user/ page explains (login, wait, or start), as in JupyterHub.
-	http.Redirect(w, r, web.WithQuery(rt.prefix+"/hub/user/"+rest, r.URL.RawQuery), http.StatusFound)
+	http.Redirect(w, r, web.WithQuery(rt.servers.Hosts().HubOrigin()+rt.prefix+"/hub/user/"+rest, r.URL.RawQuery), http.StatusFound)
 }
 
 // bufferPool lends the proxy its copy buffers: without one, ReverseProxy allocates 32 KiB per
@@ -171,4 +171,32 @@ func (rt *Router) serveService(w http.ResponseWriter, r *http.Request) {
 	}
 	t := target{scheme: u.Scheme, host: u.Host}
 	rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, t)))
+}
+
+// Hosts sends requests for users' own hosts (hub.subdomain_host) to their servers, and keeps
+// everything else, the hub's pages and API among it, on the hub's host: a user host serves only
+// its own user's /user/<name>/, and the hub's host sends /user/<name>/ on to that user's host.
+// With subdomains off it is next itself.
+func (rt *Router) Hosts(next http.Handler) http.Handler {
+	hosts := rt.servers.Hosts()
+	if !hosts.On() {
+		return next
+	}
+	userPrefix := rt.prefix + "/user/"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, userPrefix), "/")
+		isUserPath := strings.HasPrefix(r.URL.Path, userPrefix) && name != "" && web.ValidName(name) == nil
+		label, onUserHost := hosts.LabelOf(r.Host)
+		switch {
+		case !onUserHost && isUserPath:
+			http.Redirect(w, r, hosts.Origin(name)+r.URL.RequestURI(), http.StatusFound)
+		case !onUserHost:
+			next.ServeHTTP(w, r)
+		case isUserPath && servers.Label(name) == label:
+			rt.ServeHTTP(w, r)
+		default:
+			// Not this user's server: the hub's pages and other users' servers are elsewhere.
+			http.Redirect(w, r, hosts.HubOrigin()+r.URL.RequestURI(), http.StatusFound)
+		}
+	})
 }

@@ -24,6 +24,7 @@ type HubURLs struct {
 	APIURL     string // the hub's API as the server reaches it, e.g. http://127.0.0.1:8000/hub/api
 	PublicURL  string // hub.public_url, "" if not set
 	DefaultURL string // spawner.default_url, "" for the server's own default
+	Hosts      UserHosts
 }
 
 // ClientID is the OAuth client id of a server, as JupyterHub names it.
@@ -46,6 +47,9 @@ func (c Credentials) Start(ctx context.Context, job *Job) error {
 		return err
 	}
 	prefix := URL(c.Hub.Prefix, sv.UserName, sv.Name)
+	// With servers on hosts of their own, the server's OAuth callback is on its host: the URL
+	// must be absolute, and JUPYTERHUB_HOST tells the server where it is (as JupyterHub does).
+	origin := c.Hub.Hosts.Origin(sv.UserName)
 	_, secret, err := c.Store.CreateToken(ctx, store.Token{
 		UserID: sv.UserID, Kind: store.KindServer, ServerID: sv.ID, Note: "Server at " + prefix,
 		Scopes: []string{"users:activity!user", AccessScope(sv.UserName, sv.Name)},
@@ -54,7 +58,7 @@ func (c Credentials) Start(ctx context.Context, job *Job) error {
 		return err
 	}
 	err = c.Store.SaveClient(ctx, store.OAuthClient{
-		ID: ClientID(sv.UserName, sv.Name), RedirectURI: prefix + "oauth_callback", Description: "Server at " + prefix,
+		ID: ClientID(sv.UserName, sv.Name), RedirectURI: origin + prefix + "oauth_callback", Description: "Server at " + origin + prefix,
 		AllowedScopes: []string{AccessScope(sv.UserName, sv.Name)}, ServerID: sv.ID,
 	}, secret)
 	if err != nil {
@@ -66,8 +70,8 @@ func (c Credentials) Start(ctx context.Context, job *Job) error {
 		"JUPYTERHUB_API_TOKEN":                   secret,
 		"JPY_API_TOKEN":                          secret,
 		"JUPYTERHUB_CLIENT_ID":                   ClientID(sv.UserName, sv.Name),
-		"JUPYTERHUB_HOST":                        "",
-		"JUPYTERHUB_OAUTH_CALLBACK_URL":          prefix + "oauth_callback",
+		"JUPYTERHUB_HOST":                        origin,
+		"JUPYTERHUB_OAUTH_CALLBACK_URL":          origin + prefix + "oauth_callback",
 		"JUPYTERHUB_OAUTH_ACCESS_SCOPES":         string(access),
 		"JUPYTERHUB_OAUTH_SCOPES":                string(access),
 		"JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES": string(allowed),
@@ -78,7 +82,7 @@ func (c Credentials) Start(ctx context.Context, job *Job) error {
 		"JUPYTERHUB_BASE_URL":                    c.Hub.BaseURL,
 		"JUPYTERHUB_SERVICE_PREFIX":              prefix,
 		"JUPYTERHUB_SERVICE_URL":                 "http://127.0.0.1:" + strconv.Itoa(sv.Port) + prefix,
-		"JUPYTERHUB_PUBLIC_URL":                  "",
+		"JUPYTERHUB_PUBLIC_URL":                  publicURL(origin, prefix),
 		"JUPYTERHUB_PUBLIC_HUB_URL":              c.Hub.PublicURL,
 		"JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED":  "0",
 	} {
@@ -97,4 +101,12 @@ func (c Credentials) Stop(ctx context.Context, sv store.Server) error {
 		return err
 	}
 	return c.Store.DeleteClient(ctx, id)
+}
+
+// publicURL is JUPYTERHUB_PUBLIC_URL: the server's full URL once it has a host of its own.
+func publicURL(origin, prefix string) string {
+	if origin == "" {
+		return ""
+	}
+	return origin + prefix
 }

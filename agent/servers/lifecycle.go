@@ -126,7 +126,7 @@ func (m *Manager) spawn(ctx context.Context, cancel func(), u store.User, sv sto
 
 // ReadyEvent is the last event of a successful spawn.
 func (m *Manager) ReadyEvent(sv store.Server) Event {
-	u := m.URL(sv.UserName, sv.Name)
+	u := m.FullURL(sv.UserName, sv.Name)
 	return Event{
 		Progress: 100, Ready: true, URL: u,
 		Message:     "Server ready at " + u,

@@ -72,6 +72,7 @@ type Options struct {
 	PortHigh     int
 	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP
 	StopTimeout  time.Duration // bounds stopping a server
+	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
 	Logger       *slog.Logger
 }
 
@@ -134,6 +135,15 @@ func URL(prefix, user, server string) string {
 
 // URL is the path a server is served under on this hub.
 func (m *Manager) URL(user, server string) string { return URL(m.opts.Prefix, user, server) }
+
+// FullURL is where a browser finds a server: its path, on the user's own host when servers have
+// one (hub.subdomain_host).
+func (m *Manager) FullURL(user, server string) string {
+	return m.opts.Hosts.Origin(user) + m.URL(user, server)
+}
+
+// Hosts is where servers live when each has a host of its own.
+func (m *Manager) Hosts() UserHosts { return m.opts.Hosts }
 
 // Route says where a running server listens; false if it is not running (or not yet ready).
 func (m *Manager) Route(user, server string) (Route, bool) {
