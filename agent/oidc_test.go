@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -13,12 +14,15 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/test/oidcpeer"
 )
@@ -28,13 +32,21 @@ import (
 
 type oidcHub struct {
 	*Hub
-	url string
-	idp *oidcpeer.Peer
+	url   string
+	idp   *oidcpeer.Peer
+	units *standInUnits
+	logs  *syncBuffer // what the hub logged
 }
 
 // newOIDCHub starts a provider and a hub that logs in there: jupyter-users may log in,
 // jupyter-admins are admins.
 func newOIDCHub(t *testing.T, providerEnv ...string) *oidcHub {
+	t.Helper()
+	return newOIDCHubWith(t, nil, providerEnv...)
+}
+
+// newOIDCHubWith is newOIDCHub with the hub's configuration changed by edit (when not nil).
+func newOIDCHubWith(t *testing.T, edit func(*config.Config), providerEnv ...string) *oidcHub {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -55,19 +67,118 @@ func newOIDCHub(t *testing.T, providerEnv ...string) *oidcHub {
 	cfg.Auth.OIDC.Issuer = peer.Issuer
 	cfg.Auth.OIDC.ClientSecretFile = filepath.Join(cfg.Hub.DataDir, "client-secret")
 	os.WriteFile(cfg.Auth.OIDC.ClientSecretFile, []byte(oidcpeer.ClientSecret), 0o600)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if edit != nil {
+		edit(&cfg)
+	}
+	logs := &syncBuffer{}
+	log := slog.New(slog.NewTextHandler(logs, nil))
 	idp, err := NewOpenIDProvider(context.Background(), cfg, nil, log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := New(context.Background(), cfg, Deps{IdP: idp, Logger: log})
+	units := newStandInUnits()
+	h, err := New(context.Background(), cfg, Deps{IdP: idp, Logger: log, Units: units, Steps: []servers.Step{units.step()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.Config.Handler = h.Handler()
 	srv.Start()
-	t.Cleanup(func() { srv.Close(); h.Close() })
-	return &oidcHub{Hub: h, url: hubURL, idp: peer}
+	t.Cleanup(func() { srv.Close(); units.closeAll(); h.Close() })
+	return &oidcHub{Hub: h, url: hubURL, idp: peer, units: units, logs: logs}
+}
+
+// syncBuffer collects a log that several goroutines write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// standInUnits stands in for systemd, as hubtest.Units does for the other surfaces' tests (which
+// this package cannot import): it is the spawn pipeline's last step, and a "server" is an HTTP
+// server on the server's port that answers everything with 200.
+type standInUnits struct {
+	mu      sync.Mutex
+	running map[string]*http.Server // unit name → server
+}
+
+func newStandInUnits() *standInUnits { return &standInUnits{running: map[string]*http.Server{}} }
+
+// step is the spawn step that starts a stand-in server.
+func (u *standInUnits) step() servers.Step { return standInStep{u} }
+
+type standInStep struct{ u *standInUnits }
+
+func (standInStep) Name() string { return "unit" }
+
+func (s standInStep) Stop(ctx context.Context, sv store.Server) error { return s.u.Stop(ctx, sv.Unit) }
+
+func (s standInStep) Start(ctx context.Context, job *servers.Job) error {
+	u := s.u
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(job.Server.Port)))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}
+	go srv.Serve(ln)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.running[job.Server.Unit] = srv
+	return nil
+}
+
+func (u *standInUnits) Stop(ctx context.Context, unit string) error {
+	u.mu.Lock()
+	srv := u.running[unit]
+	delete(u.running, unit)
+	u.mu.Unlock()
+	if srv != nil {
+		srv.Close()
+	}
+	return nil
+}
+
+func (u *standInUnits) closeAll() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for name, srv := range u.running {
+		srv.Close()
+		delete(u.running, name)
+	}
+}
+
+func (u *standInUnits) List(ctx context.Context) ([]servers.UnitState, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	var out []servers.UnitState
+	for name := range u.running {
+		out = append(out, servers.UnitState{Unit: name, ActiveState: "active"})
+	}
+	return out, nil
+}
+
+func (u *standInUnits) State(ctx context.Context, unit string) (servers.UnitState, error) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.running[unit] != nil {
+		return servers.UnitState{Unit: unit, ActiveState: "active"}, nil
+	}
+	return servers.UnitState{Unit: unit, ActiveState: "inactive"}, nil
+}
+
+func (u *standInUnits) Journal(ctx context.Context, unit string, lines int) ([]string, error) {
+	return nil, nil
 }
 
 type person struct {
@@ -142,6 +253,25 @@ func TestOIDCGroupsDecideWhoMayLogInAndWhoIsAdmin(t *testing.T) {
 	dave.login(h.url, "dave")
 	if u, _ := h.Store().GetUser(ctx, "dave"); u.Admin || !dave.loggedIn(h.url) {
 		t.Errorf("dave left jupyter-admins but is still admin (or cannot log in): %+v", u)
+	}
+}
+
+// The refusal page used to list auth.allowed_groups to whoever was refused: anyone with an
+// account at the provider learnt which group to social-engineer their way into. The groups go to
+// the log, for the administrator.
+func TestOIDCRefusalPageKeepsTheAllowedGroupsToTheLog(t *testing.T) {
+	h := newOIDCHubWith(t, func(c *config.Config) { c.Auth.AllowedGroups = []string{"jupyter-users", "secret-project"} })
+	resp, page := newPerson(t).login(h.url, "carol")
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(page, "not allowed") {
+		t.Fatalf("carol got %d:\n%s", resp.StatusCode, page)
+	}
+	for _, g := range []string{"jupyter-users", "secret-project"} {
+		if strings.Contains(page, g) {
+			t.Errorf("the refusal page names the allowed group %q:\n%s", g, page)
+		}
+	}
+	if logs := h.logs.String(); !strings.Contains(logs, "secret-project") || !strings.Contains(logs, "user=carol") {
+		t.Errorf("the log does not say why carol was refused:\n%s", logs)
 	}
 }
 
