@@ -256,6 +256,28 @@ func TestOIDCGroupsDecideWhoMayLogInAndWhoIsAdmin(t *testing.T) {
 	}
 }
 
+// Keycloak's console shows groups as paths ("/jupyter-users", "/staff/physics"), and the oidc
+// package drops the leading "/" from the groups a login brings; configured names written as paths
+// used to keep theirs, matched no one and locked everybody out.
+func TestOIDCGroupsWrittenAsKeycloakPathsMatch(t *testing.T) {
+	h := newOIDCHubWith(t, func(c *config.Config) {
+		c.Auth.AllowedGroups = []string{"/staff/physics"}
+		c.Auth.AdminGroups = []string{"/jupyter-admins"}
+	})
+	ctx := context.Background()
+	carol := newPerson(t)
+	if resp, _ := carol.login(h.url, "carol"); resp.Request.URL.Path != "/hub/home" {
+		t.Errorf("carol in /staff/physics landed on %s (%d)", resp.Request.URL, resp.StatusCode)
+	}
+	newPerson(t).login(h.url, "dave")
+	if u, err := h.Store().GetUser(ctx, "dave"); err != nil || !u.Admin {
+		t.Errorf("dave in /jupyter-admins is not admin: %+v %v", u, err)
+	}
+	if resp, _ := newPerson(t).login(h.url, "alice"); resp.StatusCode != http.StatusForbidden {
+		t.Errorf("alice, in neither group, got %d", resp.StatusCode)
+	}
+}
+
 // The refusal page used to list auth.allowed_groups to whoever was refused: anyone with an
 // account at the provider learnt which group to social-engineer their way into. The groups go to
 // the log, for the administrator.

@@ -45,6 +45,10 @@ type Gate struct {
 	trusted []netip.Prefix
 	log     *slog.Logger
 
+	// allowedGroups and adminGroups are auth.allowed_groups and auth.admin_groups as Admission
+	// compares them: written the way the identity provider's groups arrive (config.OIDCGroup).
+	allowedGroups, adminGroups []string
+
 	accounts, sources *throttle // failed logins
 }
 
@@ -58,6 +62,17 @@ func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealK
 	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log,
 		accounts: newThrottle(cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
 		sources:  newThrottle(4*cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
+	}
+	g.allowedGroups, g.adminGroups = cfg.Auth.AllowedGroups, cfg.Auth.AdminGroups
+	if idp != nil {
+		norm := func(groups []string) []string {
+			out := make([]string, len(groups))
+			for i, gr := range groups {
+				out[i] = config.OIDCGroup(gr)
+			}
+			return out
+		}
+		g.allowedGroups, g.adminGroups = norm(cfg.Auth.AllowedGroups), norm(cfg.Auth.AdminGroups)
 	}
 	for _, p := range cfg.Hub.TrustedProxies {
 		pfx, err := netip.ParsePrefix(p)

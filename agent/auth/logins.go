@@ -12,7 +12,8 @@ import (
 )
 
 // Admission applies auth.allowed_* and auth.admin_*. With no allow list, every account the
-// authenticator accepts may log in; admins are always allowed.
+// authenticator accepts may log in; admins are always allowed. With an identity provider, the
+// configured groups lose a leading "/" as the provider's do (config.OIDCGroup).
 func (g *Gate) Admission(id Identity) (admin, allowed bool) {
 	a := g.cfg.Auth
 	inAny := func(list []string) bool {
@@ -23,9 +24,9 @@ func (g *Gate) Admission(id Identity) (admin, allowed bool) {
 		}
 		return false
 	}
-	admin = slices.Contains(a.AdminUsers, id.Name) || inAny(a.AdminGroups)
-	open := len(a.AllowedUsers) == 0 && len(a.AllowedGroups) == 0
-	allowed = admin || open || slices.Contains(a.AllowedUsers, id.Name) || inAny(a.AllowedGroups)
+	admin = slices.Contains(a.AdminUsers, id.Name) || inAny(g.adminGroups)
+	open := len(a.AllowedUsers) == 0 && len(g.allowedGroups) == 0
+	allowed = admin || open || slices.Contains(a.AllowedUsers, id.Name) || inAny(g.allowedGroups)
 	return admin, allowed
 }
 

@@ -395,6 +395,32 @@ func (c *Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// OIDCGroup is a configured group name (auth.allowed_groups, auth.admin_groups) as it is compared
+// with the groups of an OpenID Connect login: without one leading "/", which the oidc package
+// drops from Keycloak's group paths too (oidc.NormalizeGroup). Keycloak's console shows groups as
+// paths ("/jupyter-users", "/staff/physics"), so that is what people copy into the file; kept as
+// written, such a name would match no one.
+func OIDCGroup(name string) string { return strings.TrimPrefix(strings.TrimSpace(name), "/") }
+
+// Notes are remarks on a valid configuration, for check-config: values the hub reads differently
+// from how they are written.
+func (c *Config) Notes() []string {
+	var notes []string
+	if c.Auth.Method == "oidc" {
+		for _, l := range []struct {
+			key    string
+			groups []string
+		}{{"auth.allowed_groups", c.Auth.AllowedGroups}, {"auth.admin_groups", c.Auth.AdminGroups}} {
+			for _, g := range l.groups {
+				if n := OIDCGroup(g); n != g {
+					notes = append(notes, fmt.Sprintf("%s: %q is compared as %q, the form the identity provider's group paths arrive in", l.key, g, n))
+				}
+			}
+		}
+	}
+	return notes
+}
+
 // OIDCRedirectURL is the callback URL the provider sends browsers back to.
 func (c *Config) OIDCRedirectURL() string {
 	if c.Auth.OIDC.RedirectURL != "" {

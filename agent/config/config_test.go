@@ -187,3 +187,28 @@ func TestKeysDifferingInCaseAreUnknown(t *testing.T) {
 		t.Errorf("environment names are not config keys: err = %v, env = %v", err, cfg.Spawner.Env)
 	}
 }
+
+// Under OIDC, group names written as Keycloak paths are compared without their leading "/";
+// check-config prints these notes. Under PAM the names are Unix groups and left alone.
+func TestNotesSayHowKeycloakGroupPathsAreRead(t *testing.T) {
+	cfg := Default()
+	cfg.Auth.AllowedGroups = []string{"/jupyter-users", "staff", "/staff/physics"}
+	cfg.Auth.AdminGroups = []string{"/jupyter-admins"}
+	if n := cfg.Notes(); len(n) != 0 {
+		t.Errorf("notes under PAM: %q", n)
+	}
+	cfg.Auth.Method = "oidc"
+	notes := strings.Join(cfg.Notes(), "\n")
+	for _, want := range []string{`auth.allowed_groups: "/jupyter-users" is compared as "jupyter-users"`,
+		`auth.allowed_groups: "/staff/physics" is compared as "staff/physics"`, `auth.admin_groups: "/jupyter-admins" is compared as "jupyter-admins"`} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %s:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, `"staff" `) {
+		t.Errorf("a name without a slash got a note:\n%s", notes)
+	}
+	if OIDCGroup("/a/b") != "a/b" || OIDCGroup("//a") != "/a" || OIDCGroup(" /a ") != "a" {
+		t.Error("OIDCGroup does not strip exactly one leading slash")
+	}
+}

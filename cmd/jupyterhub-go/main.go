@@ -159,6 +159,9 @@ func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s has problems:\n%v\n", path, err)
 		return 2
 	}
+	for _, n := range cfg.Notes() {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
 	switch cfg.Auth.Method {
 	case "pam":
 		if _, err := os.Stat(cfg.Auth.PAM.ConfDir + "/" + cfg.Auth.PAM.Service); err != nil {
