@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -475,6 +476,29 @@ func TestOIDCBackchannelLogoutEndsHubSessions(t *testing.T) {
 	resp, err := http.PostForm(h.url+"/hub/oauth_backchannel_logout", url.Values{"logout_token": {"forged"}})
 	if err != nil || resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("forged logout token: %v %v", err, resp)
+	}
+}
+
+// serve used to start with a client secret file that anyone on the host could read; it refuses
+// now, naming the key and the fix, with the exit status for configuration errors.
+func TestOIDCSecretFileOthersCanReadStopsTheHub(t *testing.T) {
+	peer := oidcpeer.Start(t, "http://127.0.0.1:8000")
+	cfg := config.Default()
+	cfg.Hub.DataDir = t.TempDir()
+	cfg.Hub.PublicURL = "http://127.0.0.1:8000"
+	cfg.Auth.Method = "oidc"
+	cfg.Auth.OIDC.Issuer = peer.Issuer
+	cfg.Auth.OIDC.ClientSecretFile = filepath.Join(t.TempDir(), "client-secret")
+	os.WriteFile(cfg.Auth.OIDC.ClientSecretFile, []byte(oidcpeer.ClientSecret), 0o644)
+	os.Chmod(cfg.Auth.OIDC.ClientSecretFile, 0o644)
+	h, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		h.Close()
+	}
+	var ce ConfigError
+	if !errors.As(err, &ce) || !strings.Contains(err.Error(), "auth.oidc.client_secret_file") ||
+		!strings.Contains(err.Error(), "chmod 600 "+cfg.Auth.OIDC.ClientSecretFile) {
+		t.Errorf("Open with a secret file mode 0644: %v", err)
 	}
 }
 

@@ -52,7 +52,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 				return NewOpenIDProvider(ctx, cfg, key, log)
 			}}
 		} else if err != nil {
-			return nil, ConfigError{fmt.Errorf("auth.oidc: %w", err)}
+			return nil, ConfigError{err}
 		}
 	}
 	units, err := spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log})
@@ -132,10 +132,14 @@ func (p *pamAuth) Authenticate(ctx context.Context, name, password string) (auth
 // travel through the hub as opaque JSON, sealed at rest.
 type openIDProvider struct{ p *oidc.Provider }
 
-// NewOpenIDProvider runs discovery against auth.oidc.issuer; its errors say what is wrong
-// (unreachable issuer, issuer mismatch, missing client secret file). check-config uses it too.
+// NewOpenIDProvider runs discovery against auth.oidc.issuer; its errors name the key and say what
+// is wrong (unreachable issuer, issuer mismatch, missing client secret file or one others can
+// read). check-config uses it too.
 func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, log *slog.Logger) (auth.IdentityProvider, error) {
 	o := cfg.Auth.OIDC
+	if err := privateSecretFile(o.ClientSecretFile); err != nil {
+		return nil, err
+	}
 	p, err := oidc.New(ctx, oidc.Config{
 		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecretFile: o.ClientSecretFile,
 		RedirectURL: cfg.OIDCRedirectURL(), Scopes: o.Scopes, UsernameClaim: o.UsernameClaim,
@@ -143,9 +147,22 @@ func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, l
 		AuthParams: o.AuthParams, FlowKey: flowKey,
 	}, log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("auth.oidc: %w", err)
 	}
 	return openIDProvider{p}, nil
+}
+
+// privateSecretFile refuses a client secret file that its group or others can read: with the
+// secret, anyone on the host can act as the hub at the provider (trade codes for tokens, refresh
+// users' logins). The oidc package only warns about it; the hub refuses to start, and
+// check-config to pass. A missing or unreadable file is oidc.New's to report.
+func privateSecretFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	return fmt.Errorf("auth.oidc.client_secret_file: %w: %s can be read by its group or others (mode %04o); make it private to the hub: chmod 600 %s",
+		oidc.ErrConfig, path, fi.Mode().Perm(), path)
 }
 
 func (o openIDProvider) Begin(_ context.Context, next string) (string, string, error) {

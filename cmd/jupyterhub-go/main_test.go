@@ -65,3 +65,20 @@ admin_groups = ["/jupyter-admins"]`, 0o600)
 		t.Errorf("check-config remarks on a group written without a slash:\n%s", out)
 	}
 }
+
+// A client secret file others can read used to pass check-config (the hub only logged a
+// warning): anyone on the host could read the secret and act as the hub at the provider.
+func TestCheckConfigRefusesASecretFileOthersCanRead(t *testing.T) {
+	peer := oidcpeer.Start(t, "http://127.0.0.1:8000")
+	for _, mode := range []os.FileMode{0o644, 0o640, 0o604} {
+		cfg, secret := oidcConfig(t, peer.Issuer, "", mode)
+		rc, out, errOut := checkConfigOf(cfg)
+		if rc != 2 || !strings.Contains(errOut, "auth.oidc.client_secret_file") || !strings.Contains(errOut, "chmod 600 "+secret) {
+			t.Errorf("mode %o: check-config = %d:\n%s%s", mode, rc, out, errOut)
+		}
+	}
+	cfg, _ := oidcConfig(t, peer.Issuer, "", 0o400)
+	if rc, out, errOut := checkConfigOf(cfg); rc != 0 {
+		t.Errorf("mode 0400: check-config = %d:\n%s%s", rc, out, errOut)
+	}
+}
