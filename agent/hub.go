@@ -81,11 +81,6 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := auth.New(cfg, st, deps.IdP, secret, sealKey, log)
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
 	prefix := strings.TrimSuffix(cfg.Hub.BaseURL, "/")
 	lo, hi, _ := cfg.Spawner.Ports() // validated above
 	steps := append([]servers.Step{
@@ -101,6 +96,15 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(),
 		Logger: log,
 	})
+	var authOpts auth.Options
+	if cfg.Auth.OIDC.OnLostAccess == "stop" {
+		authOpts.OnAccessLost = stopServersOnLostAccess(st, core, log)
+	}
+	gate, err := auth.New(cfg, st, deps.IdP, secret, sealKey, log, authOpts)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	render, err := pages.NewRenderer(prefix, gate, log)
 	if err != nil {
 		st.Close()

@@ -95,8 +95,18 @@ type OIDC struct {
 	PostLogoutRedirectURL string `toml:"post_logout_redirect_url"`
 	// AuthParams are extra authorization request parameters, e.g. { kc_idp_hint = "github" }.
 	AuthParams map[string]string `toml:"auth_params"`
-	// RefreshBefore refreshes the access token before a spawn when it expires within this long.
+	// RefreshAge is how old a login's last refresh at the provider may be before a request by
+	// its user (cookie, API or OAuth token; not a server's own token) refreshes it first and
+	// applies the groups the provider sends now (JupyterHub's auth_refresh_age); 0 refreshes
+	// only before spawns.
+	RefreshAge Duration `toml:"refresh_age"`
+	// RefreshBefore: when the provider cannot be reached before a spawn, the spawn goes on with
+	// the stored login only if its access token is good for longer than this.
 	RefreshBefore Duration `toml:"refresh_before"`
+	// OnLostAccess is what happens to the running servers of a user who lost access (no longer
+	// allowed, or the provider refused to renew their login before it ran out): "stop" or
+	// "keep". Their hub sessions and OAuth tokens end either way.
+	OnLostAccess string `toml:"on_lost_access"`
 }
 
 // PAM is [auth.pam].
@@ -169,7 +179,9 @@ func Default() Config {
 				Scopes:           []string{"openid", "profile", "email"},
 				UsernameClaim:    "preferred_username",
 				GroupsClaims:     []string{"groups"},
+				RefreshAge:       Duration(5 * time.Minute),
 				RefreshBefore:    Duration(time.Minute),
+				OnLostAccess:     "stop",
 			},
 		},
 		Spawner: Spawner{
@@ -350,6 +362,12 @@ func (c *Config) Validate() error {
 		}
 		if o.UsernameClaim == "" {
 			bad("auth.oidc.username_claim", "must name a claim, e.g. \"preferred_username\"")
+		}
+		if o.RefreshAge < 0 {
+			bad("auth.oidc.refresh_age", "must not be negative: use e.g. \"5m\", or \"0\" to refresh logins only before spawns")
+		}
+		if o.OnLostAccess != "stop" && o.OnLostAccess != "keep" {
+			bad("auth.oidc.on_lost_access", "%q is not \"stop\" (stop the servers of a user who lost access) or \"keep\" (leave them running)", o.OnLostAccess)
 		}
 	default:
 		bad("auth.method", "%q is not supported; use \"pam\" or \"oidc\"", c.Auth.Method)

@@ -212,3 +212,25 @@ func TestNotesSayHowKeycloakGroupPathsAreRead(t *testing.T) {
 		t.Error("OIDCGroup does not strip exactly one leading slash")
 	}
 }
+
+func TestLostAccessAndRefreshAgeAreChecked(t *testing.T) {
+	for src, key := range map[string]string{
+		"[auth.oidc]\non_lost_access = \"kill\"": "auth.oidc.on_lost_access",
+		"[auth.oidc]\non_lost_access = \"\"":     "auth.oidc.on_lost_access",
+		"[auth.oidc]\nrefresh_age = \"-5m\"":     "auth.oidc.refresh_age",
+	} {
+		cfg := Default()
+		cfg.Auth.Method, cfg.Hub.PublicURL, cfg.Auth.OIDC.Issuer = "oidc", "https://jupyter.example.org", "https://sso.example.org/realms/x"
+		if err := Parse([]byte(src), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: Validate = %v, want it to name %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	cfg.Auth.Method, cfg.Hub.PublicURL, cfg.Auth.OIDC.Issuer = "oidc", "https://jupyter.example.org", "https://sso.example.org/realms/x"
+	if err := Parse([]byte("[auth.oidc]\non_lost_access = \"keep\"\nrefresh_age = \"0\""), &cfg); err != nil || cfg.Validate() != nil {
+		t.Errorf("keep and 0 refused: %v %v", err, cfg.Validate())
+	}
+}
