@@ -1,8 +1,9 @@
 // Package auth is the login, session and XSRF layer the hub's HTTP surfaces share: it says who is
 // calling (an API token or the login cookie) and what they may do, starts and ends login
 // sessions, guards cookie-authenticated requests with XSRF tokens, and decides who may log in and
-// who is an admin. Authenticators (PAM) and identity providers (OpenID Connect) plug in through the
-// interfaces in identity.go; this package knows neither.
+// who is an admin, again and again for logins at an identity provider (refresh.go). Authenticators
+// (PAM) and identity providers (OpenID Connect) plug in through the interfaces in identity.go;
+// this package knows neither, nor the server lifecycle core (see Options).
 package auth
 
 import (
