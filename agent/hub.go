@@ -83,14 +83,6 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	gate, err := auth.New(cfg, st, deps.IdP, secret, sealKey, log)
-	if err == nil {
-		err = gate.RegisterOAuthClients(ctx)
-	}
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
 	prefix := strings.TrimSuffix(cfg.Hub.BaseURL, "/")
 	hosts := servers.NewUserHosts(cfg.Hub.SubdomainHost)
 	lo, hi, _ := cfg.Spawner.Ports() // validated above
@@ -107,6 +99,18 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
 		Logger: log,
 	})
+	var authOpts auth.Options
+	if cfg.Auth.OIDC.OnLostAccess == "stop" {
+		authOpts.OnAccessLost = stopServersOnLostAccess(st, core, log)
+	}
+	gate, err := auth.New(cfg, st, deps.IdP, secret, sealKey, log, authOpts)
+	if err == nil {
+		err = gate.RegisterOAuthClients(ctx)
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	render, err := pages.NewRenderer(prefix, gate, log)
 	if err != nil {
 		st.Close()

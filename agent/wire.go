@@ -12,10 +12,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
 	"github.com/jupyterhub-go/jupyterhub-go/pam"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
@@ -52,7 +54,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 				return NewOpenIDProvider(ctx, cfg, key, log)
 			}}
 		} else if err != nil {
-			return nil, ConfigError{fmt.Errorf("auth.oidc: %w", err)}
+			return nil, ConfigError{err}
 		}
 	}
 	units, err := spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log})
@@ -68,6 +70,26 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 func spawnSteps(cfg config.Config, units *spawner.Manager) []servers.Step {
 	return []servers.Step{
 		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID)), // the server itself, as a transient unit
+	}
+}
+
+// stopServersOnLostAccess is auth.oidc.on_lost_access = "stop": the servers of a user who lost
+// access are stopped through the lifecycle core, as a stop through the API would be (in the
+// background; the stop itself is marked before this returns).
+func stopServersOnLostAccess(st *store.Store, core *servers.Manager, log *slog.Logger) func(context.Context, store.User) {
+	return func(ctx context.Context, u store.User) {
+		svs, err := st.Servers(ctx, u.ID, true)
+		if err != nil {
+			log.Error("lost access: cannot list the user's servers to stop them", "user", u.Name, "err", err)
+			return
+		}
+		for _, sv := range svs {
+			if _, err := core.Stop(sv); err != nil {
+				log.Error("lost access: stop server", "user", u.Name, "server", sv.Name, "err", err)
+				continue
+			}
+			log.Info("lost access: stopping server (auth.oidc.on_lost_access = \"stop\")", "user", u.Name, "server", sv.Name)
+		}
 	}
 }
 
@@ -132,10 +154,14 @@ func (p *pamAuth) Authenticate(ctx context.Context, name, password string) (auth
 // travel through the hub as opaque JSON, sealed at rest.
 type openIDProvider struct{ p *oidc.Provider }
 
-// NewOpenIDProvider runs discovery against auth.oidc.issuer; its errors say what is wrong
-// (unreachable issuer, issuer mismatch, missing client secret file). check-config uses it too.
+// NewOpenIDProvider runs discovery against auth.oidc.issuer; its errors name the key and say what
+// is wrong (unreachable issuer, issuer mismatch, missing client secret file or one others can
+// read). check-config uses it too.
 func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, log *slog.Logger) (auth.IdentityProvider, error) {
 	o := cfg.Auth.OIDC
+	if err := privateSecretFile(o.ClientSecretFile); err != nil {
+		return nil, err
+	}
 	p, err := oidc.New(ctx, oidc.Config{
 		Issuer: o.Issuer, ClientID: o.ClientID, ClientSecretFile: o.ClientSecretFile,
 		RedirectURL: cfg.OIDCRedirectURL(), Scopes: o.Scopes, UsernameClaim: o.UsernameClaim,
@@ -143,9 +169,22 @@ func NewOpenIDProvider(ctx context.Context, cfg config.Config, flowKey []byte, l
 		AuthParams: o.AuthParams, FlowKey: flowKey,
 	}, log)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("auth.oidc: %w", err)
 	}
 	return openIDProvider{p}, nil
+}
+
+// privateSecretFile refuses a client secret file that its group or others can read: with the
+// secret, anyone on the host can act as the hub at the provider (trade codes for tokens, refresh
+// users' logins). The oidc package only warns about it; the hub refuses to start, and
+// check-config to pass. A missing or unreadable file is oidc.New's to report.
+func privateSecretFile(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	return fmt.Errorf("auth.oidc.client_secret_file: %w: %s can be read by its group or others (mode %04o); make it private to the hub: chmod 600 %s",
+		oidc.ErrConfig, path, fi.Mode().Perm(), path)
 }
 
 func (o openIDProvider) Begin(_ context.Context, next string) (string, string, error) {
@@ -166,15 +205,33 @@ func (o openIDProvider) Refresh(ctx context.Context, state []byte) (auth.RemoteL
 	if err := json.Unmarshal(state, &t); err != nil {
 		return auth.RemoteLogin{}, fmt.Errorf("read stored tokens: %w", err)
 	}
+	if t.RefreshToken == "" {
+		// oidc.Refresh would call this an ended session (ErrReauthenticate), and the hub would
+		// log the user out at their next request: a provider that issues no refresh tokens
+		// (Keycloak always does) just cannot be asked again before the access token expires.
+		return auth.RemoteLogin{}, auth.ErrNoRefresh
+	}
 	l, err := o.p.Refresh(ctx, t)
 	if errors.Is(err, oidc.ErrReauthenticate) {
-		return auth.RemoteLogin{}, fmt.Errorf("%w: %w", auth.ErrLoginExpired, err)
+		// Keycloak answers invalid_grant alike for a session past its idle or max time and for
+		// one an administrator ended; only the refresh token's expiry tells them apart. A login
+		// that ran its course is no lost access: its user just logs in again. Without a known
+		// expiry, the refusal counts as an early end.
+		if !t.RefreshExpiry.IsZero() && time.Now().After(t.RefreshExpiry.Add(-refreshExpirySlack)) {
+			return auth.RemoteLogin{}, fmt.Errorf("%w: %w", auth.ErrLoginExpired, err)
+		}
+		return auth.RemoteLogin{}, fmt.Errorf("%w: %w", auth.ErrLoginRevoked, err)
 	}
 	if err != nil {
 		return auth.RemoteLogin{}, err
 	}
 	return remoteLogin(l)
 }
+
+// refreshExpirySlack: a refusal this close before the refresh token's recorded expiry counts as
+// the expiry. The hub records it when the answer arrives, a little after the provider counted
+// from, and oidc-provider rounds to whole seconds.
+const refreshExpirySlack = 5 * time.Second
 
 func (o openIDProvider) LogoutURL(state []byte) string {
 	var t oidc.Tokens

@@ -343,6 +343,12 @@ func TestRefresh(t *testing.T) {
 	if l2.Username != "erin" || l2.Subject != l1.Subject || !slices.Contains(l2.Groups, "jupyter-users") {
 		t.Fatalf("refreshed login %+v", l2)
 	}
+	// The provider says how long the refresh token lives (refresh_expires_in, 1800 s here).
+	for _, l := range []Login{l1, l2} {
+		if left := time.Until(l.Tokens.RefreshExpiry); left < 1700*time.Second || left > 1801*time.Second {
+			t.Errorf("refresh token expiry %s from now, want about 30 minutes", left)
+		}
+	}
 
 	// Group changes at the provider arrive with the next refresh.
 	ip.testAPI(t, "/test/users/erin", map[string]any{"groups": []string{"/jupyter-admins"}})
@@ -410,7 +416,8 @@ func TestRefreshWithoutIDToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r.Username != "dave" || r.Subject != daveSub || !slices.Contains(r.Groups, "jupyter-admins") ||
-		r.Tokens.AccessToken != "new-at" || r.Tokens.RefreshToken != l.Tokens.RefreshToken || r.Tokens.IDToken != l.Tokens.IDToken {
+		r.Tokens.AccessToken != "new-at" || r.Tokens.RefreshToken != l.Tokens.RefreshToken || r.Tokens.IDToken != l.Tokens.IDToken ||
+		!r.Tokens.RefreshExpiry.Equal(l.Tokens.RefreshExpiry) || r.Tokens.RefreshExpiry.IsZero() {
 		t.Fatalf("refresh without ID token: %+v", r)
 	}
 }

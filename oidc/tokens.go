@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -42,6 +43,11 @@ type Tokens struct {
 	RefreshToken string    `json:"refresh_token,omitempty"`
 	IDToken      string    `json:"id_token,omitempty"`
 	Expiry       time.Time `json:"expiry,omitzero"` // of the access token; zero when not told
+	// RefreshExpiry is when the refresh token runs out, from the provider's refresh_expires_in
+	// (Keycloak: the SSO session's idle or max time, whichever ends first); zero when not told,
+	// or told 0 (Keycloak's offline tokens). A refresh refused after it is a login that ran its
+	// course; one refused before it was ended at the provider (revoked, signed out, disabled).
+	RefreshExpiry time.Time `json:"refresh_expiry,omitzero"`
 }
 
 func (t Tokens) String() string {
@@ -59,7 +65,31 @@ func (t Tokens) String() string {
 func (t Tokens) LogValue() slog.Value { return slog.StringValue(t.String()) }
 
 func tokensOf(tok *oauth2.Token, rawID string) Tokens {
-	return Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: rawID, Expiry: tok.Expiry}
+	t := Tokens{AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, IDToken: rawID, Expiry: tok.Expiry}
+	if secs := seconds(tok.Extra("refresh_expires_in")); secs > 0 {
+		t.RefreshExpiry = time.Now().Add(time.Duration(secs) * time.Second)
+	}
+	return t
+}
+
+// seconds reads a token response's number of seconds: a JSON number, or a string in a
+// form-encoded answer; 0 when it is neither, or absurd.
+func seconds(v any) int64 {
+	var f float64
+	switch x := v.(type) {
+	case float64:
+		f = x
+	case string:
+		n, err := strconv.ParseFloat(x, 64)
+		if err != nil {
+			return 0
+		}
+		f = n
+	}
+	if !(f > 0 && f < 1<<40) { // also NaN
+		return 0
+	}
+	return int64(f)
 }
 
 // verifyIDToken checks an ID token and returns its claims. The issuer is compared before
@@ -242,6 +272,9 @@ func (p *Provider) Refresh(ctx context.Context, t Tokens) (Login, error) {
 	login, err := p.login(ctx, tok, rawID, sub, claims)
 	if err != nil {
 		return Login{}, fmt.Errorf("oidc: %s: %w", op, err)
+	}
+	if login.Tokens.RefreshToken == t.RefreshToken && login.Tokens.RefreshExpiry.IsZero() {
+		login.Tokens.RefreshExpiry = t.RefreshExpiry // the same refresh token, not said again
 	}
 	return login, nil
 }

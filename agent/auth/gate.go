@@ -1,8 +1,9 @@
 // Package auth is the login, session and XSRF layer the hub's HTTP surfaces share: it says who is
 // calling (an API token or the login cookie) and what they may do, starts and ends login
 // sessions, guards cookie-authenticated requests with XSRF tokens, and decides who may log in and
-// who is an admin. Authenticators (PAM) and identity providers (OpenID Connect) plug in through the
-// interfaces in identity.go; this package knows neither.
+// who is an admin, again and again for logins at an identity provider (refresh.go). Authenticators
+// (PAM) and identity providers (OpenID Connect) plug in through the interfaces in identity.go;
+// this package knows neither, nor the server lifecycle core (see Options).
 package auth
 
 import (
@@ -59,23 +60,50 @@ type Gate struct {
 
 	services      map[string]*Service // by name
 	serviceTokens map[string]*Service // by the hash of their API token
+	opts      Options
+	refreshes loginRefreshes // of identity-provider logins (refresh.go)
+
+	// allowedGroups and adminGroups are auth.allowed_groups and auth.admin_groups as Admission
+	// compares them: written the way the identity provider's groups arrive (config.OIDCGroup).
+	allowedGroups, adminGroups []string
 
 	accounts, sources *throttle // failed logins
 }
 
+// Options are what the wiring adds to the login layer beyond the configuration.
+type Options struct {
+	// OnAccessLost is called when a refreshed login shows that u lost access (no longer
+	// allowed, or the provider refused to renew the login before it ran out), once their hub
+	// sessions and OAuth tokens have ended. The wiring stops their servers there when auth.oidc.on_lost_access is
+	// "stop": the lifecycle core owns servers, and this package does not call it. nil leaves
+	// the servers running. ctx does not end with the request that found the loss.
+	OnAccessLost func(ctx context.Context, u store.User)
+}
+
 // New makes a Gate. secret signs cookies and XSRF tokens; sealKey (32 bytes) encrypts what an
 // identity provider hands the hub; idp is nil for password logins.
-func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealKey []byte, log *slog.Logger) (*Gate, error) {
+func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealKey []byte, log *slog.Logger, opts Options) (*Gate, error) {
 	sl, err := newSealer(sealKey)
 	if err != nil {
 		return nil, err
 	}
-	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log,
+	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log, opts: opts,
 		accounts: newThrottle(cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
 		sources:  newThrottle(4*cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
 	}
 	if g.services, g.serviceTokens, err = loadServices(cfg); err != nil {
 		return nil, err
+	}
+	g.allowedGroups, g.adminGroups = cfg.Auth.AllowedGroups, cfg.Auth.AdminGroups
+	if idp != nil {
+		norm := func(groups []string) []string {
+			out := make([]string, len(groups))
+			for i, gr := range groups {
+				out[i] = config.OIDCGroup(gr)
+			}
+			return out
+		}
+		g.allowedGroups, g.adminGroups = norm(cfg.Auth.AllowedGroups), norm(cfg.Auth.AdminGroups)
 	}
 	for _, p := range cfg.Hub.TrustedProxies {
 		pfx, err := netip.ParsePrefix(p)
@@ -117,6 +145,14 @@ func (g *Gate) FromRequest(r *http.Request) (*Caller, error) {
 
 // FromToken resolves an API token. A token holds at most its owner's scopes, whatever it was
 // created with: an owner who lost admin loses it on their tokens too.
+//
+// Like the cookie, a token refreshes its owner's provider login once auth.oidc.refresh_age has
+// passed (as JupyterHub's refresh_auth does for token users), so that a demoted admin's API
+// tokens lose admin too, and someone who works only in their notebook is checked again: their
+// server asks the hub about the OAuth token it holds for their browser whenever its cache of the
+// answer runs out (five minutes by default). A server's own token does not: it acts for the
+// server, whose activity reports would otherwise keep the provider's session alive for as long
+// as it runs, and it must keep working for a server left running (auth.oidc.on_lost_access).
 func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	tok, err := g.store.LookupToken(ctx, secret)
 	if errors.Is(err, store.ErrNotFound) {
@@ -128,6 +164,17 @@ func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	u, err := g.store.UserByID(ctx, tok.UserID)
 	if err != nil {
 		return nil, err
+	}
+	if tok.Kind != store.KindServer {
+		var refreshed bool
+		if u, refreshed, err = g.keepFresh(ctx, u); err != nil {
+			return nil, err
+		}
+		if refreshed { // a lost access ended OAuth tokens with the login
+			if tok, err = g.store.LookupToken(ctx, secret); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if time.Since(tok.LastActivity) > time.Minute {
 		g.store.TouchToken(ctx, tok.ID, time.Now())
@@ -152,7 +199,14 @@ var ErrXSRF = fmt.Errorf("%w: the XSRF token is missing or wrong", store.ErrNotF
 // and for requests that carry the session's XSRF token; anything else a script sends (fetch,
 // XMLHttpRequest, EventSource, no-cors subrequests) is anonymous without it. The token itself is
 // only ever written into pages, which those scripts cannot get without it.
-func (g *Gate) FromCookie(r *http.Request) (*Caller, error) {
+//
+// Once auth.oidc.refresh_age has passed since the user's provider login was last refreshed, it
+// is refreshed before the request is served (see refresh.go): a user who lost access is
+// anonymous from this request on, a demoted admin is no longer admin in it.
+func (g *Gate) FromCookie(r *http.Request) (*Caller, error) { return g.fromCookie(r, true) }
+
+// fromCookie is FromCookie, refreshing the provider login or not.
+func (g *Gate) fromCookie(r *http.Request, refresh bool) (*Caller, error) {
 	c, err := r.Cookie(LoginCookie)
 	if err != nil {
 		return nil, store.ErrNotFound
@@ -178,6 +232,18 @@ func (g *Gate) FromCookie(r *http.Request) (*Caller, error) {
 		g.log.Info("cookie ignored: a script's request without the XSRF token", "user", u.Name, "method", r.Method,
 			"path", r.URL.Path, "sec_fetch_mode", r.Header.Get("Sec-Fetch-Mode"), "remote", r.RemoteAddr)
 		return nil, ErrXSRF
+	}
+	if refresh {
+		var refreshed bool
+		if u, refreshed, err = g.keepFresh(r.Context(), u); err != nil {
+			return nil, err
+		}
+		if refreshed { // a lost access ended the session with the login
+			if sess, err = g.store.LookupSession(r.Context(), secret); err != nil {
+				return nil, err
+			}
+			caller = &Caller{User: u, Scopes: scopes.ForUser(u.Name, u.Admin), Session: &sess}
+		}
 	}
 	return caller, nil
 }
@@ -318,7 +384,9 @@ func (g *Gate) StartSession(w http.ResponseWriter, r *http.Request, u store.User
 // there is not silent and instant, or the login page.
 func (g *Gate) EndSession(w http.ResponseWriter, r *http.Request) string {
 	target := g.prefix + "/hub/login"
-	if c, err := g.FromCookie(r); err == nil {
+	// No refresh: one that found a lost access would end the session here first, and the
+	// browser would not be sent on to end the provider's session too.
+	if c, err := g.fromCookie(r, false); err == nil {
 		if err := g.store.DeleteSession(r.Context(), c.Session.ID); err != nil {
 			g.log.Error("logout", "user", c.User.Name, "err", err)
 		}

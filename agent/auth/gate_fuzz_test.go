@@ -32,7 +32,7 @@ func FuzzSafeNext(f *testing.F) {
 }
 
 func newGateF(f *testing.F) *Gate {
-	g, err := New(defaultConfig(), nil, nil, make([]byte, 32), make([]byte, 32), nil)
+	g, err := New(defaultConfig(), nil, nil, make([]byte, 32), make([]byte, 32), nil, Options{})
 	if err != nil {
 		f.Fatal(err)
 	}

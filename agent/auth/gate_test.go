@@ -10,7 +10,7 @@ import (
 
 func newGate(t *testing.T) *Gate {
 	t.Helper()
-	g, err := New(defaultConfig(), nil, nil, make([]byte, 32), make([]byte, 32), nil)
+	g, err := New(defaultConfig(), nil, nil, make([]byte, 32), make([]byte, 32), nil, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

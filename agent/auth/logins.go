@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 )
 
 // Admission applies auth.allowed_* and auth.admin_*. With no allow list, every account the
-// authenticator accepts may log in; admins are always allowed.
+// authenticator accepts may log in; admins are always allowed. With an identity provider, the
+// configured groups lose a leading "/" as the provider's do (config.OIDCGroup).
 func (g *Gate) Admission(id Identity) (admin, allowed bool) {
 	a := g.cfg.Auth
 	inAny := func(list []string) bool {
@@ -23,9 +23,9 @@ func (g *Gate) Admission(id Identity) (admin, allowed bool) {
 		}
 		return false
 	}
-	admin = slices.Contains(a.AdminUsers, id.Name) || inAny(a.AdminGroups)
-	open := len(a.AllowedUsers) == 0 && len(a.AllowedGroups) == 0
-	allowed = admin || open || slices.Contains(a.AllowedUsers, id.Name) || inAny(a.AllowedGroups)
+	admin = slices.Contains(a.AdminUsers, id.Name) || inAny(g.adminGroups)
+	open := len(a.AllowedUsers) == 0 && len(g.allowedGroups) == 0
+	allowed = admin || open || slices.Contains(a.AllowedUsers, id.Name) || inAny(g.allowedGroups)
 	return admin, allowed
 }
 
@@ -41,6 +41,12 @@ func (g *Gate) RecordLogin(ctx context.Context, id Identity, admin, revokeAdmin 
 	if err != nil {
 		return u, err
 	}
+	return g.applyIdentity(ctx, u, id, admin, revokeAdmin)
+}
+
+// applyIdentity is RecordLogin's update of an existing user, which a refreshed login makes too.
+// Groups follow the authenticator only with auth.manage_groups.
+func (g *Gate) applyIdentity(ctx context.Context, u store.User, id Identity, admin, revokeAdmin bool) (store.User, error) {
 	var patch store.UserPatch
 	if g.cfg.Auth.ManageGroups {
 		groups := id.Groups
@@ -52,51 +58,27 @@ func (g *Gate) RecordLogin(ctx context.Context, id Identity, admin, revokeAdmin 
 	if admin || revokeAdmin {
 		patch.Admin = &admin
 	}
-	if u.Admin && !admin && revokeAdmin {
+	switch {
+	case u.Admin && !admin && revokeAdmin:
 		g.log.Info("admin rights removed: no longer in auth.admin_users or auth.admin_groups", "user", u.Name)
+	case !u.Admin && admin:
+		g.log.Info("admin rights granted: in auth.admin_users or auth.admin_groups", "user", u.Name)
 	}
-	return g.store.UpdateUser(ctx, u.Name, patch)
+	u, err := g.store.UpdateUser(ctx, u.Name, patch)
+	if err != nil {
+		return u, fmt.Errorf("record the groups and admin rights of %s: %w", id.Name, err)
+	}
+	return u, nil
 }
 
-// KeepRemoteLogin stores an identity provider's tokens for the user, sealed.
+// KeepRemoteLogin stores an identity provider's tokens for the user, sealed. A login's tokens
+// are as fresh as a refresh's: requests need not refresh them for auth.oidc.refresh_age.
 func (g *Gate) KeepRemoteLogin(ctx context.Context, u store.User, state []byte) error {
-	return g.store.SetAuthState(ctx, u.ID, g.sealer.seal(state))
-}
-
-// FreshLogin makes sure a user who logged in through the provider still may: their tokens are
-// refreshed when about to expire, so a server never starts with a dead token. ErrLoginExpired
-// means they must log in again.
-func (g *Gate) FreshLogin(ctx context.Context, u store.User) error {
-	if g.idp == nil {
-		return nil
+	if err := g.store.SetAuthState(ctx, u.ID, g.sealer.seal(state)); err != nil {
+		return fmt.Errorf("keep the provider login of %s: %w", u.Name, err)
 	}
-	sealed, err := g.store.AuthState(ctx, u.ID)
-	if err != nil || sealed == nil {
-		return err // users made through the API have no provider login to refresh
-	}
-	state, err := g.sealer.open(sealed)
-	if err != nil {
-		return err
-	}
-	var meta struct {
-		Expiry time.Time `json:"expiry"`
-	}
-	json.Unmarshal(state, &meta)
-	if meta.Expiry.IsZero() || time.Until(meta.Expiry) > g.cfg.Auth.OIDC.RefreshBefore.D() {
-		return nil
-	}
-	login, err := g.idp.Refresh(ctx, state)
-	if errors.Is(err, ErrLoginExpired) {
-		g.log.Info("refresh refused by the identity provider; the user must log in again", "user", u.Name)
-		g.store.SetAuthState(ctx, u.ID, nil)
-		g.store.DeleteUserSessions(ctx, u.ID)
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("refresh login of %s at the identity provider: %w", u.Name, err)
-	}
-	g.log.Info("refreshed login at the identity provider", "user", u.Name, "expiry", login.Expiry)
-	return g.KeepRemoteLogin(ctx, u, login.State)
+	g.refreshed(u)
+	return nil
 }
 
 // AuthState is the user's provider tokens for callers with admin:auth_state, or nil.

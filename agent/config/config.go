@@ -147,8 +147,18 @@ type OIDC struct {
 	PostLogoutRedirectURL string `toml:"post_logout_redirect_url"`
 	// AuthParams are extra authorization request parameters, e.g. { kc_idp_hint = "github" }.
 	AuthParams map[string]string `toml:"auth_params"`
-	// RefreshBefore refreshes the access token before a spawn when it expires within this long.
+	// RefreshAge is how old a login's last refresh at the provider may be before a request by
+	// its user (cookie, API or OAuth token; not a server's own token) refreshes it first and
+	// applies the groups the provider sends now (JupyterHub's auth_refresh_age); 0 refreshes
+	// only before spawns.
+	RefreshAge Duration `toml:"refresh_age"`
+	// RefreshBefore: when the provider cannot be reached before a spawn, the spawn goes on with
+	// the stored login only if its access token is good for longer than this.
 	RefreshBefore Duration `toml:"refresh_before"`
+	// OnLostAccess is what happens to the running servers of a user who lost access (no longer
+	// allowed, or the provider refused to renew their login before it ran out): "stop" or
+	// "keep". Their hub sessions and OAuth tokens end either way.
+	OnLostAccess string `toml:"on_lost_access"`
 }
 
 // PAM is [auth.pam].
@@ -222,7 +232,9 @@ func Default() Config {
 				Scopes:           []string{"openid", "profile", "email"},
 				UsernameClaim:    "preferred_username",
 				GroupsClaims:     []string{"groups"},
+				RefreshAge:       Duration(5 * time.Minute),
 				RefreshBefore:    Duration(time.Minute),
+				OnLostAccess:     "stop",
 			},
 		},
 		Spawner: Spawner{
@@ -409,6 +421,12 @@ func (c *Config) Validate() error {
 		if o.UsernameClaim == "" {
 			bad("auth.oidc.username_claim", "must name a claim, e.g. \"preferred_username\"")
 		}
+		if o.RefreshAge < 0 {
+			bad("auth.oidc.refresh_age", "must not be negative: use e.g. \"5m\", or \"0\" to refresh logins only before spawns")
+		}
+		if o.OnLostAccess != "stop" && o.OnLostAccess != "keep" {
+			bad("auth.oidc.on_lost_access", "%q is not \"stop\" (stop the servers of a user who lost access) or \"keep\" (leave them running)", o.OnLostAccess)
+		}
 	default:
 		bad("auth.method", "%q is not supported; use \"pam\" or \"oidc\"", c.Auth.Method)
 	}
@@ -519,6 +537,32 @@ func (c *Config) Validate() error {
 
 // defaultRoles are JupyterHub's built-in roles; [[role]] cannot redefine them.
 var defaultRoles = map[string]bool{"user": true, "admin": true, "server": true, "token": true}
+
+// OIDCGroup is a configured group name (auth.allowed_groups, auth.admin_groups) as it is compared
+// with the groups of an OpenID Connect login: without one leading "/", which the oidc package
+// drops from Keycloak's group paths too (oidc.NormalizeGroup). Keycloak's console shows groups as
+// paths ("/jupyter-users", "/staff/physics"), so that is what people copy into the file; kept as
+// written, such a name would match no one.
+func OIDCGroup(name string) string { return strings.TrimPrefix(strings.TrimSpace(name), "/") }
+
+// Notes are remarks on a valid configuration, for check-config: values the hub reads differently
+// from how they are written.
+func (c *Config) Notes() []string {
+	var notes []string
+	if c.Auth.Method == "oidc" {
+		for _, l := range []struct {
+			key    string
+			groups []string
+		}{{"auth.allowed_groups", c.Auth.AllowedGroups}, {"auth.admin_groups", c.Auth.AdminGroups}} {
+			for _, g := range l.groups {
+				if n := OIDCGroup(g); n != g {
+					notes = append(notes, fmt.Sprintf("%s: %q is compared as %q, the form the identity provider's group paths arrive in", l.key, g, n))
+				}
+			}
+		}
+	}
+	return notes
+}
 
 // OIDCRedirectURL is the callback URL the provider sends browsers back to.
 func (c *Config) OIDCRedirectURL() string {

@@ -263,3 +263,50 @@ func TestServicesAreValidatedByKey(t *testing.T) {
 		t.Errorf("a good service: %v", err)
 	}
 }
+
+// Under OIDC, group names written as Keycloak paths are compared without their leading "/";
+// check-config prints these notes. Under PAM the names are Unix groups and left alone.
+func TestNotesSayHowKeycloakGroupPathsAreRead(t *testing.T) {
+	cfg := Default()
+	cfg.Auth.AllowedGroups = []string{"/jupyter-users", "staff", "/staff/physics"}
+	cfg.Auth.AdminGroups = []string{"/jupyter-admins"}
+	if n := cfg.Notes(); len(n) != 0 {
+		t.Errorf("notes under PAM: %q", n)
+	}
+	cfg.Auth.Method = "oidc"
+	notes := strings.Join(cfg.Notes(), "\n")
+	for _, want := range []string{`auth.allowed_groups: "/jupyter-users" is compared as "jupyter-users"`,
+		`auth.allowed_groups: "/staff/physics" is compared as "staff/physics"`, `auth.admin_groups: "/jupyter-admins" is compared as "jupyter-admins"`} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %s:\n%s", want, notes)
+		}
+	}
+	if strings.Contains(notes, `"staff" `) {
+		t.Errorf("a name without a slash got a note:\n%s", notes)
+	}
+	if OIDCGroup("/a/b") != "a/b" || OIDCGroup("//a") != "/a" || OIDCGroup(" /a ") != "a" {
+		t.Error("OIDCGroup does not strip exactly one leading slash")
+	}
+}
+
+func TestLostAccessAndRefreshAgeAreChecked(t *testing.T) {
+	for src, key := range map[string]string{
+		"[auth.oidc]\non_lost_access = \"kill\"": "auth.oidc.on_lost_access",
+		"[auth.oidc]\non_lost_access = \"\"":     "auth.oidc.on_lost_access",
+		"[auth.oidc]\nrefresh_age = \"-5m\"":     "auth.oidc.refresh_age",
+	} {
+		cfg := Default()
+		cfg.Auth.Method, cfg.Hub.PublicURL, cfg.Auth.OIDC.Issuer = "oidc", "https://jupyter.example.org", "https://sso.example.org/realms/x"
+		if err := Parse([]byte(src), &cfg); err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%q: Validate = %v, want it to name %s", src, err, key)
+		}
+	}
+	cfg := Default()
+	cfg.Auth.Method, cfg.Hub.PublicURL, cfg.Auth.OIDC.Issuer = "oidc", "https://jupyter.example.org", "https://sso.example.org/realms/x"
+	if err := Parse([]byte("[auth.oidc]\non_lost_access = \"keep\"\nrefresh_age = \"0\""), &cfg); err != nil || cfg.Validate() != nil {
+		t.Errorf("keep and 0 refused: %v %v", err, cfg.Validate())
+	}
+}

@@ -126,10 +126,12 @@ func (h *Pages) oauthCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	admin, allowed := h.gate.Admission(login.Identity)
 	if !allowed {
-		h.log.Info("login refused: not in auth.allowed_users or auth.allowed_groups", "user", login.Name, "groups", login.Groups)
+		// The allowed groups go to the log only: on the page they would tell anyone with an
+		// account at the provider which group to talk their way into.
+		h.log.Info("login refused: not in auth.allowed_users or auth.allowed_groups", "user", login.Name, "groups", login.Groups,
+			"allowed_groups", h.cfg.Auth.AllowedGroups)
 		h.loginError(w, r, http.StatusForbidden, fmt.Sprintf(
-			"You (%s) are not allowed to use this hub: you are not in any of the groups that may (%v). Ask its administrator to add you.",
-			login.Name, h.cfg.Auth.AllowedGroups))
+			"You (%s) are not allowed to use this hub. Ask its administrator to add you.", login.Name))
 		return
 	}
 	u, err := h.gate.RecordLogin(r.Context(), login.Identity, admin, true)

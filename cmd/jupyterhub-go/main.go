@@ -210,14 +210,18 @@ func hostProblems(cfg config.Config) []config.Problem {
 }
 
 func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
+	for _, n := range cfg.Notes() {
+		fmt.Fprintf(stdout, "note: %s\n", n)
+	}
 	switch cfg.Auth.Method {
 	case "oidc":
 		// Discovery proves the issuer is reachable and is who it says it is, and that the
-		// client secret file is readable: the usual ways an OIDC setup is broken.
+		// client secret file is readable (and by no one else): the usual ways an OIDC setup
+		// is broken.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
 		if _, err := agent.NewOpenIDProvider(ctx, cfg, nil, newLogger("error", stderr)); err != nil {
-			fmt.Fprintf(stderr, "auth.oidc: %v\n", err)
+			fmt.Fprintln(stderr, err) // it names the key
 			return 2
 		}
 		fmt.Fprintf(stdout, "auth.oidc: discovery at %s works; register the redirect URI %s at the provider\n", cfg.Auth.OIDC.Issuer, cfg.OIDCRedirectURL())

@@ -343,6 +343,17 @@ server.listen(Number(env.PORT || 8180), '127.0.0.1', () => {
   // Keycloak puts "sid" into every ID token; oidc-provider only does for clients that registered
   // back-channel logout. The hub matches logout tokens by it, so always include it.
   provider.Client.prototype.includeSid = () => true;
+  // Keycloak says in every token response how long its refresh token lives
+  // (refresh_expires_in: the SSO session's idle or max time, whichever ends first); oidc-provider
+  // does not, so it is added here from the refresh token just issued.
+  provider.use(async (ctx, next) => {
+    await next();
+    const body = ctx.body;
+    if (ctx.method === 'POST' && ctx.path === '/protocol/openid-connect/token' && body?.refresh_token) {
+      const rt = await provider.RefreshToken.find(body.refresh_token);
+      if (rt) body.refresh_expires_in = rt.remainingTTL;
+    }
+  });
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
   provider.on('backchannel.error', (ctx, err, client) => console.error(`backchannel logout to ${client.clientId}: ${err.message}`));
   const callback = provider.callback();
