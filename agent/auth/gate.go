@@ -60,8 +60,8 @@ type Gate struct {
 
 	services      map[string]*Service // by name
 	serviceTokens map[string]*Service // by the hash of their API token
-	opts      Options
-	refreshes loginRefreshes // of identity-provider logins (refresh.go)
+	opts          Options
+	refreshes     loginRefreshes // of identity-provider logins (refresh.go)
 
 	// allowedGroups and adminGroups are auth.allowed_groups and auth.admin_groups as Admission
 	// compares them: written the way the identity provider's groups arrive (config.OIDCGroup).
