@@ -3,10 +3,12 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"html"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -156,6 +158,33 @@ slow_spawn_timeout = "2s"
 		resp, body := bob.get("/user/alice/")
 		if resp.StatusCode != 403 {
 			t.Errorf("bob at /user/alice/ ended at %s with %d:\n%.1000s", resp.Request.URL, resp.StatusCode, body)
+		}
+	})
+
+	step("given a share of alice's server, bob reaches it through the router, until it is revoked", func(t *testing.T) {
+		if status, body := apiDo(t, "POST", "/hub/api/shares/alice/", admin, `{"user": "bob"}`); status != 200 {
+			t.Fatalf("sharing alice's server with bob = %d %s", status, body)
+		}
+		bob := newBrowser(t, hubURL)
+		bob.login("bob", "bob-pw")
+		// The server's login sends bob to the hub, which asks him to confirm (not his server).
+		resp, page := bob.get("/user/alice/")
+		action := regexp.MustCompile(`<form method="post" action="([^"]+)"`).FindStringSubmatch(page)
+		if resp.StatusCode != 200 || action == nil {
+			t.Fatalf("bob at alice's shared server ended at %s with %d:\n%.1000s", resp.Request.URL, resp.StatusCode, page)
+		}
+		resp, body := bob.post(html.UnescapeString(action[1]), url.Values{"_xsrf": {bob.xsrf(page)}})
+		if resp.StatusCode != 200 || !strings.HasPrefix(resp.Request.URL.Path, "/user/alice/") {
+			t.Errorf("bob after confirming ended at %s with %d:\n%.1000s", resp.Request.URL, resp.StatusCode, body)
+		}
+		if status, body := apiDo(t, "PATCH", "/hub/api/shares/alice/", admin, `{"user": "bob"}`); status != 200 {
+			t.Fatalf("revoking = %d %s", status, body)
+		}
+		// A new login of bob's (the server remembers a token's answer for a few minutes).
+		again := newBrowser(t, hubURL)
+		again.login("bob", "bob-pw")
+		if resp, body := again.get("/user/alice/"); resp.StatusCode != 403 {
+			t.Errorf("bob after the share was revoked ended at %s with %d:\n%.600s", resp.Request.URL, resp.StatusCode, body)
 		}
 	})
 
