@@ -1,0 +1,45 @@
+package spawner
+
+import (
+	"os/user"
+	"slices"
+	"testing"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// The unit gets the device nodes an earlier step put on the job, and with CloseDevices a closed
+// device policy whether or not there are any.
+func TestStepPassesDevicesOn(t *testing.T) {
+	me, err := user.Current()
+	if err != nil {
+		t.Skip("no current user:", err)
+	}
+	job := func(allow ...string) *servers.Job {
+		j := servers.NewJob(store.User{Name: me.Username}, store.Server{UserName: me.Username, Unit: "jupyter-x.service", Port: 50000})
+		j.DeviceAllow = allow
+		return j
+	}
+	for _, c := range []struct {
+		name       string
+		close      bool
+		allow      []string
+		wantPolicy string
+	}{
+		{"no GPUs on the host", false, nil, ""},
+		{"GPU host, no grant", true, nil, "closed"},
+		{"GPU host, a grant", true, []string{"/dev/nvidia0 rw", "/dev/nvidiactl rw"}, "closed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewStep(nil, StepOptions{Cmd: []string{"/bin/true"}, CloseDevices: c.close})
+			spec, err := s.spec(job(c.allow...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if spec.DevicePolicy != c.wantPolicy || !slices.Equal(spec.DeviceAllow, c.allow) {
+				t.Errorf("DevicePolicy %q DeviceAllow %q, want %q %q", spec.DevicePolicy, spec.DeviceAllow, c.wantPolicy, c.allow)
+			}
+		})
+	}
+}
