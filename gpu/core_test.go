@@ -38,6 +38,8 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // start runs a hub over the database in dir and the units that outlive it, as the wiring does
 // (agent.Open, Hub.Run): allocator over the store's ledger, then the core, then its reconcile.
+// (Hub.Reconcile then also drops grants the core's reconcile did not reach; agent's tests
+// cover that.)
 func start(t *testing.T, dir string, units *hubtest.Units, cfg gpu.Config, startTimeout time.Duration) *hub {
 	t.Helper()
 	ctx := context.Background()

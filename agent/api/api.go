@@ -1,5 +1,6 @@
 // Package api is the JupyterHub REST API under /hub/api: users, servers and their progress,
-// tokens, activity, and the router table. Handlers resolve the caller through the auth layer and
+// tokens, activity, the router table, and who holds which GPU (/hub/api/gpus); and the
+// Prometheus metrics at /hub/metrics. Handlers resolve the caller through the auth layer and
 // start and stop servers through the lifecycle core; they hold no state of their own.
 package api
 
@@ -22,17 +23,35 @@ import (
 
 // API serves the REST API.
 type API struct {
-	cfg     config.Config
-	prefix  string
-	store   *store.Store
-	servers *servers.Manager
-	gate    *auth.Gate
-	log     *slog.Logger
+	cfg            config.Config
+	prefix         string
+	store          *store.Store
+	servers        *servers.Manager
+	gate           *auth.Gate
+	log            *slog.Logger
+	gpus           GPUs
+	metricsHandler http.Handler
+}
+
+// Deps is what the API works with. GPUs and Metrics are optional: without GPUs the hub lists
+// none, without Metrics there is no /hub/metrics.
+type Deps struct {
+	Store   *store.Store
+	Servers *servers.Manager
+	Gate    *auth.Gate
+	Logger  *slog.Logger
+	GPUs    GPUs
+	// Metrics serves the Prometheus exposition; the API puts it at /hub/metrics, behind the
+	// read:metrics scope unless hub.authenticate_metrics is off.
+	Metrics http.Handler
 }
 
 // New makes the API.
-func New(cfg config.Config, st *store.Store, sv *servers.Manager, gate *auth.Gate, log *slog.Logger) *API {
-	return &API{cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: st, servers: sv, gate: gate, log: log}
+func New(cfg config.Config, d Deps) *API {
+	return &API{
+		cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: d.Store, servers: d.Servers, gate: d.Gate,
+		log: d.Logger, gpus: d.GPUs, metricsHandler: d.Metrics,
+	}
 }
 
 // apiHandler is an API endpoint that runs once the caller is known.
@@ -74,6 +93,15 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/users/{name}/servers/{server}", a.authed(methods{"POST": named, "DELETE": named}))
 	mux.Handle(api+"/users/{name}/servers/{server}/progress", a.authed(methods{"GET": named}))
 	mux.Handle(api+"/proxy", a.authed(methods{"GET": a.proxy}))
+	mux.Handle(api+"/gpus", a.authed(methods{"GET": a.listGPUs}))
+	if a.metricsHandler != nil {
+		metrics := a.prefix + "/hub/metrics"
+		if a.cfg.Hub.AuthenticateMetrics {
+			mux.Handle(metrics, a.authed(methods{"GET": a.metrics}))
+		} else {
+			mux.Handle(metrics, a.metricsHandler)
+		}
+	}
 }
 
 // authed resolves the caller from a token (Authorization header) or the login cookie, and
