@@ -150,6 +150,7 @@ func TestSystemdGPUDevices(t *testing.T) {
 					seen[f[1]] = f[2]
 				}
 				if len(f) == 2 && f[0] == token && f[1] == "done" {
+					t.Logf("%s: the probe saw %v", name, seen)
 					return seen
 				}
 			}
