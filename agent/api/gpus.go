@@ -49,8 +49,8 @@ type GPUHolder struct {
 
 // GPUQueue is one line of spawns waiting for a device.
 type GPUQueue struct {
-	Profile string // "" for whole GPUs
-	Waiting int
+	Profile string `json:"profile"` // "" for whole GPUs
+	Waiting int    `json:"waiting"`
 }
 
 // gpuScope is what reading who holds which GPU takes: the scope that shows a server's spawner

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/NVIDIA/go-nvml/pkg/nvml"
 	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
@@ -45,7 +46,17 @@ func gpuHub(t *testing.T, cfg ...func(*config.Config)) (*hubtest.Hub, string, st
 }
 
 func TestAdminsSeeWhoHoldsWhichGPU(t *testing.T) {
-	th, admin, alice, uuid0 := gpuHub(t)
+	th, admin, alice, uuid0 := gpuHub(t, func(c *config.Config) {
+		c.GPU.Queue = true
+		c.Spawner.SlowSpawnTimeout = config.Duration(300 * time.Millisecond)
+	})
+	// Bob takes GPU 1; carol waits in line for one.
+	for _, name := range []string{"bob", "carol"} {
+		token := th.User(name, false)
+		if r := th.Do("POST", "/hub/api/users/"+name+"/server", token, `{"gpus": 1}`); r.Status != 201 && r.Status != 202 {
+			t.Fatalf("%s's spawn = %d %s", name, r.Status, r.Body)
+		}
+	}
 
 	if r := th.Do("GET", "/hub/api/gpus", alice, ""); r.Status != 403 || !strings.Contains(string(r.Body), "admin:server_state") {
 		t.Errorf("a user lists the GPUs: %d %s", r.Status, r.Body)
@@ -68,13 +79,16 @@ func TestAdminsSeeWhoHoldsWhichGPU(t *testing.T) {
 				User, Server, Since string
 			} `json:"holder"`
 		} `json:"devices"`
-		Queue []any `json:"queue"`
+		Queue []struct {
+			Profile *string `json:"profile"`
+			Waiting int     `json:"waiting"`
+		} `json:"queue"`
 	}
 	if err := json.Unmarshal(r.Body, &body); err != nil {
 		t.Fatalf("%v: %s", err, r.Body)
 	}
-	if len(body.Devices) != 2 || body.Queue == nil {
-		t.Fatalf("listing %s", r.Body)
+	if len(body.Devices) != 2 || len(body.Queue) != 1 || body.Queue[0].Profile == nil || *body.Queue[0].Profile != "" || body.Queue[0].Waiting != 1 {
+		t.Fatalf("listing (want carol in the line for whole GPUs): %s", r.Body)
 	}
 	d0, d1 := body.Devices[0], body.Devices[1]
 	if d0.Index != 0 || d0.UUID != uuid0 || !strings.Contains(d0.Name, "A100") || d0.Profile == nil || *d0.Profile != "" {
@@ -86,8 +100,8 @@ func TestAdminsSeeWhoHoldsWhichGPU(t *testing.T) {
 	if d0.MemoryUsedBytes != 3<<30 || d0.MemoryTotalBytes != 40<<30 || d0.Utilization != 0.42 {
 		t.Errorf("GPU 0's counters %+v", d0)
 	}
-	if d1.Index != 1 || d1.Holder != nil {
-		t.Errorf("GPU 1 %+v, want free", d1)
+	if d1.Index != 1 || d1.Holder == nil || d1.Holder.User != "bob" {
+		t.Errorf("GPU 1 %+v, want bob's", d1)
 	}
 
 	// The server model shows the server's GPUs in its state, to those who may read the state.
@@ -107,13 +121,21 @@ func TestAdminsSeeWhoHoldsWhichGPU(t *testing.T) {
 		t.Errorf("alice reads her server's state without admin:server_state: %v", st)
 	}
 
-	// Once alice stops, GPU 0 is free again.
-	if r := th.Do("DELETE", "/hub/api/users/alice/server", admin, ""); r.Status != 204 {
+	// Once alice stops, GPU 0 goes to carol, the first in line.
+	if r := th.Do("DELETE", "/hub/api/users/alice/server", admin, ""); r.Status != 204 && r.Status != 202 {
 		t.Fatalf("stop = %d %s", r.Status, r.Body)
 	}
-	json.Unmarshal(th.Do("GET", "/hub/api/gpus", admin, "").Body, &body)
-	if body.Devices[0].Holder != nil {
-		t.Errorf("GPU 0 still held after alice stopped: %+v", body.Devices[0].Holder)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		body.Devices, body.Queue = nil, nil
+		json.Unmarshal(th.Do("GET", "/hub/api/gpus", admin, "").Body, &body)
+		if h := body.Devices[0].Holder; h != nil && h.User == "carol" && len(body.Queue) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after alice stopped, GPU 0 is held by %+v and the line is %+v; want carol's and empty", body.Devices[0].Holder, body.Queue)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
