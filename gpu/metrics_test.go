@@ -95,9 +95,12 @@ func TestCollectorReadsDevicesAtScrapeTime(t *testing.T) {
 
 	// Alice's quota is 1; bob waits for all eight GPUs (and so in line, since alice holds one).
 	ctx, cancel := context.WithCancel(t.Context())
-	defer cancel()
-	queued := make(chan int, 8)
-	go a.Acquire(ctx, Holder{ServerID: 8, User: "bob"}, Request{GPUs: 8, Groups: []string{"big"}}, func(pos int) { queued <- pos })
+	queued, left := make(chan int, 8), make(chan struct{})
+	go func() {
+		defer close(left)
+		a.Acquire(ctx, Holder{ServerID: 8, User: "bob"}, Request{GPUs: 8, Groups: []string{"big"}}, func(pos int) { queued <- pos })
+	}()
+	defer func() { cancel(); <-left }() // it logs through t: done before the test is
 	select {
 	case <-queued:
 	case <-time.After(5 * time.Second):
