@@ -1,5 +1,5 @@
 // Package agent is the jupyterhub-go daemon's wiring: it builds each concern from the
-// configuration (PAM or OpenID Connect login, systemd units), hands them to the server lifecycle
+// configuration (PAM or OpenID Connect login, systemd units, GPUs), hands them to the server lifecycle
 // core (agent/servers), and mounts the HTTP surfaces that call it on one mux: the REST API
 // (agent/api), the pages (agent/pages), the OAuth provider for single-user servers (agent/oauth)
 // and the /user/ router (agent/router), all behind the login layer (agent/auth).
@@ -30,6 +30,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
+	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
 )
 
@@ -37,14 +38,22 @@ import (
 const Version = web.Version
 
 // Deps are the concerns the hub is wired to: Auth for password logins (PAM), or IdP for logins
-// at an identity provider (OpenID Connect); Units, the unit manager the core reconciles with; and
-// Steps, the spawn pipeline after the hub's own credentials step (see spawnSteps).
+// at an identity provider (OpenID Connect); Units, the unit manager the core reconciles with;
+// Steps, the spawn pipeline after the hub's own credentials step (see spawnSteps); and GPUs, the
+// allocator behind the gpu step, if the pipeline has one, for reconcile, /hub/api/gpus and the
+// metrics.
 type Deps struct {
 	Auth   auth.Authenticator
 	IdP    auth.IdentityProvider
 	Units  servers.Units
 	Steps  []servers.Step
+	GPUs   *gpu.Allocator
 	Logger *slog.Logger
+	// Store is the hub's database when a concern needed it before the hub was made (the GPU
+	// allocator keeps its ledger there; see OpenStore); nil opens it. The hub closes it.
+	Store *store.Store
+	// Close is called by Hub.Close after the store is closed (e.g. to shut NVML down).
+	Close []func() error
 }
 
 // Hub is the running daemon.
@@ -54,13 +63,36 @@ type Hub struct {
 	store   *store.Store
 	gate    *auth.Gate
 	servers *servers.Manager
+	gpus    *gpu.Allocator
 	handler http.Handler
 	// shutdown carries an API request to end the hub: true stops every server first.
 	shutdown chan bool
+	closers  []func() error
+}
+
+// OpenStore opens the hub's database in the data dir, creating the dir if needed.
+func OpenStore(ctx context.Context, cfg config.Config) (*store.Store, error) {
+	if err := os.MkdirAll(cfg.Hub.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return store.Open(ctx, filepath.Join(cfg.Hub.DataDir, "jupyterhub-go.sqlite"))
 }
 
 // New opens the hub's state under the data dir and wires the HTTP surfaces; it starts nothing.
-func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
+// If it fails, it closes deps.Store and calls deps.Close too.
+func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) {
+	st := deps.Store
+	defer func() {
+		if err == nil {
+			return
+		}
+		if st != nil {
+			st.Close()
+		}
+		for _, c := range deps.Close {
+			c()
+		}
+	}()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -79,9 +111,10 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(ctx, filepath.Join(cfg.Hub.DataDir, "jupyterhub-go.sqlite"))
-	if err != nil {
-		return nil, err
+	if st == nil {
+		if st, err = OpenStore(ctx, cfg); err != nil {
+			return nil, err
+		}
 	}
 	prefix := strings.TrimSuffix(cfg.Hub.BaseURL, "/")
 	hosts := servers.NewUserHosts(cfg.Hub.SubdomainHost)
@@ -108,17 +141,20 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (*Hub, error) {
 		err = gate.RegisterOAuthClients(ctx)
 	}
 	if err != nil {
-		st.Close()
-		return nil, err
+		return nil, err // the deferred cleanup closes the store
 	}
 	render, err := pages.NewRenderer(prefix, gate, log)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
+	apiDeps := api.Deps{Store: st, Servers: core, Gate: gate, Logger: log, Metrics: metricsHandler(deps.GPUs, log)}
+	if deps.GPUs != nil {
+		apiDeps.GPUs = gpuView{deps.GPUs}
+	}
 	mux := http.NewServeMux()
-	h := &Hub{cfg: cfg, log: log, store: st, gate: gate, servers: core, shutdown: make(chan bool, 1)}
-	api.New(cfg, st, core, gate, api.Deps{Passwords: deps.Auth, Logger: log, Shutdown: h.requestShutdown}).Register(mux)
+	h = &Hub{cfg: cfg, log: log, store: st, gate: gate, servers: core, gpus: deps.GPUs, closers: deps.Close, shutdown: make(chan bool, 1)}
+	apiDeps.Passwords, apiDeps.Shutdown = deps.Auth, h.requestShutdown
+	api.New(cfg, apiDeps).Register(mux)
 	oauth.New(prefix, cfg.Hub.CookieMaxAge.D(), st, gate, render, log).Register(mux)
 	pages.New(cfg, pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}).Register(mux)
 	users := router.New(prefix, core, gate, render, log)
@@ -161,14 +197,39 @@ func (h *Hub) Healthy(ctx context.Context) error {
 // Store exposes the database to the CLI's offline commands (token create).
 func (h *Hub) Store() *store.Store { return h.store }
 
-// Close releases the database. Running user servers are left alone, by design.
-func (h *Hub) Close() error { return h.store.Close() }
+// Close releases the database and what the wiring opened. Running user servers are left alone,
+// by design.
+func (h *Hub) Close() error {
+	errs := []error{h.store.Close()}
+	for _, c := range h.closers {
+		errs = append(errs, c())
+	}
+	return errors.Join(errs...)
+}
+
+// Reconcile makes the hub's records agree with what survived the last hub: the core adopts the
+// units that run and stops the rest (their steps' stop halves release what they held, GPUs
+// included), then the GPU grants of servers that no longer run are dropped. Run calls it before
+// it serves; nothing may spawn while it runs.
+func (h *Hub) Reconcile(ctx context.Context) error {
+	if err := h.servers.Reconcile(ctx); err != nil {
+		return fmt.Errorf("reconcile servers with systemd: %w", err)
+	}
+	if h.gpus != nil {
+		if err := reconcileGPUs(ctx, h.store, h.gpus); err != nil {
+			// The grants concerned stay held (no device is handed out twice); a later stop
+			// of their servers, or the next start, releases them.
+			h.log.Error("reconcile GPU grants", "err", err)
+		}
+	}
+	return nil
+}
 
 // Run reconciles with the units that survived the last hub, then serves until ctx ends.
 // ready, if not nil, is called once the listener is open (for sd_notify READY=1).
 func (h *Hub) Run(ctx context.Context, ready func()) error {
-	if err := h.servers.Reconcile(ctx); err != nil {
-		return fmt.Errorf("reconcile servers with systemd: %w", err)
+	if err := h.Reconcile(ctx); err != nil {
+		return err
 	}
 	ln, err := net.Listen("tcp", h.cfg.Hub.Listen)
 	if err != nil {

@@ -18,13 +18,14 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
 	"github.com/jupyterhub-go/jupyterhub-go/pam"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
 )
 
 // Open builds a hub wired to the real concerns the config names: PAM or OpenID Connect login,
-// and systemd units.
+// systemd units, and the host's GPUs through NVML.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, ConfigError{fmt.Errorf("invalid configuration:\n%w", err)}
@@ -61,15 +62,35 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 	if err != nil {
 		return nil, fmt.Errorf("connect to systemd (user servers run as systemd units; is this a systemd host and are we root?): %w", err)
 	}
-	deps.Units, deps.Steps = units, spawnSteps(cfg, units)
+	// The GPU allocator keeps its ledger in the hub's store, and the gpu step needs the
+	// allocator, so the store is opened here rather than by New.
+	if deps.Store, err = OpenStore(ctx, cfg); err != nil {
+		units.Close()
+		return nil, err
+	}
+	deps.Close = append(deps.Close, units.Close)
+	var nv *gpu.NVML
+	if cfg.GPU.Enabled {
+		nv = gpu.OpenNVML(gpu.NVMLOptions{Logger: log}) // a host without the driver logs "no GPUs" and offers none
+		deps.Close = append(deps.Close, nv.Close)
+	}
+	if deps.GPUs, err = NewAllocator(ctx, cfg, deps.Store, nv, log); err != nil {
+		deps.Store.Close()
+		for _, c := range deps.Close {
+			c()
+		}
+		return nil, err
+	}
+	deps.Units, deps.Steps = units, spawnSteps(cfg, units, deps.GPUs, log)
 	return New(ctx, cfg, deps)
 }
 
 // spawnSteps is the spawn pipeline after the hub's own credentials step, in order; stopping a
 // server runs it in reverse. A concern plugs in with one line here, before the unit.
-func spawnSteps(cfg config.Config, units *spawner.Manager) []servers.Step {
+func spawnSteps(cfg config.Config, units *spawner.Manager, gpus *gpu.Allocator, log *slog.Logger) []servers.Step {
 	return []servers.Step{
-		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID)), // the server itself, as a transient unit
+		gpu.NewStep(gpus, log), // the GPUs the server asks for: device nodes and CUDA_VISIBLE_DEVICES for its unit
+		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID, hasGPUs(gpus))), // the server itself, as a transient unit
 	}
 }
 
@@ -93,14 +114,16 @@ func stopServersOnLostAccess(st *store.Store, core *servers.Manager, log *slog.L
 	}
 }
 
-// unitOptions is the [spawner] section as the unit step takes it.
-func unitOptions(sc config.Spawner, minUID int) spawner.StepOptions {
+// unitOptions is the [spawner] section as the unit step takes it; closeDevices is set on hosts
+// with GPUs.
+func unitOptions(sc config.Spawner, minUID int, closeDevices bool) spawner.StepOptions {
 	return spawner.StepOptions{
 		Cmd: sc.Cmd, Args: sc.Args, Env: sc.Env, EnvKeep: sc.EnvKeep, Path: sc.Path, WorkingDir: sc.WorkingDir,
 		MemoryMax: uint64(sc.MemoryMax), CPUQuota: float64(sc.CPUQuota), TasksMax: sc.TasksMax, Slice: sc.Slice,
 		Sandbox:      spawner.Sandbox{PrivateTmp: sc.PrivateTmp, NoNewPrivileges: sc.NoNewPrivileges, ProtectSystem: sc.ProtectSystem, UMask: sc.UMask},
 		PrivateHomes: sc.PrivateHomes,
 		MinUID:       minUID,
+		CloseDevices: closeDevices,
 	}
 }
 

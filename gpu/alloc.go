@@ -489,6 +489,15 @@ type Usage struct {
 	Sample
 }
 
+// MemoryTotal is the device's memory as NVML counts it now, or as the inventory recorded it
+// when NVML has no counter.
+func (u Usage) MemoryTotal() uint64 {
+	if u.MemoryTotalBytes != 0 {
+		return u.MemoryTotalBytes
+	}
+	return u.Device.MemoryBytes
+}
+
 // Usage lists every device of the inventory with who holds it and NVML's counters (zero
 // where NVML has none).
 func (a *Allocator) Usage(ctx context.Context) ([]Usage, error) {

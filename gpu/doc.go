@@ -69,11 +69,23 @@
 // DevicePolicy is closed: the NVIDIA nodes are usually mode 0666, so on a GPU host a server
 // without a grant must run with DevicePolicy=closed too, or it can open every GPU.
 //
-// # Usage
+// # The spawn step and the ledger
+//
+// Step is the spawn pipeline's "gpu" step (agent/wire.go lists it before the unit). Its start
+// half reads the request from the server's user_options ({"gpus": N} or {"mig_profile":
+// "1g.10gb"}; requestFrom is the one place that does), acquires it with the user's groups for
+// the quota, puts gpu.WaitingMessage on the progress stream while it waits in line (and tells
+// the core, servers.Job.Queued, so spawner.start_timeout stands still meanwhile), and hands
+// the grant's Unit to the unit step: its device nodes as Job.DeviceAllow, its variables in
+// Job.Env. Its stop half releases by server id, which is all a stored server record has to
+// give. StoreLedger is the Ledger over the hub's sqlite store (table gpu_grants).
+//
+// # Usage and metrics
 //
 // Allocator.Usage lists every device with its holder and NVML's memory and utilisation
 // counters, for metrics and the admin listing; counters NVML does not have (no driver, a
-// MIG device's utilisation) read as zero.
+// MIG device's utilisation) read as zero. Collector exports them to Prometheus, read at
+// scrape time; the hub registers it on the registry behind /hub/metrics.
 //
 // # Tests
 //

@@ -173,3 +173,15 @@ func ordinal(n int) string {
 	}
 	return fmt.Sprintf("%d%s", n, suffix)
 }
+
+// Waiting counts the requests waiting in each line, by pool: "" for whole GPUs, else the MIG
+// profile. Lines nobody waits in are left out.
+func (a *Allocator) Waiting() map[string]int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make(map[string]int, len(a.queues))
+	for pool, q := range a.queues {
+		out[pool] = len(q)
+	}
+	return out
+}

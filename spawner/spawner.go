@@ -44,6 +44,11 @@ type Spec struct {
 	Slice            string            // e.g. "jupyterhub.slice"; "" = systemd default
 	Sandbox          Sandbox
 	DeviceAllow      []string // e.g. "/dev/nvidia0 rw"; non-empty also sets DevicePolicy=closed
+	// DevicePolicy is systemd's DevicePolicy=: "" leaves systemd's default ("auto": every device
+	// node the file modes allow, unless DeviceAllow is set); "closed" allows only the standard
+	// pseudo devices (/dev/null, /dev/zero, /dev/random, ttys, ...) and DeviceAllow; "strict"
+	// only DeviceAllow.
+	DevicePolicy string
 }
 
 // Sandbox holds the systemd.exec(5) hardening switches the hub exposes.
@@ -299,6 +304,18 @@ func unitProperties(spec Spec) ([]sd.Property, error) {
 		}
 		p = append(p, prop("UMask", uint32(m)))
 	}
+	policy := spec.DevicePolicy
+	switch policy {
+	case "", "auto", "closed", "strict":
+	default:
+		return nil, fmt.Errorf("invalid DevicePolicy %q: use auto, closed or strict", policy)
+	}
+	if policy == "" && len(spec.DeviceAllow) > 0 {
+		policy = "closed" // what systemd's "auto" means once DeviceAllow is set; said outright
+	}
+	if policy != "" {
+		p = append(p, prop("DevicePolicy", policy))
+	}
 	if len(spec.DeviceAllow) > 0 {
 		var devs []deviceAllowEntry
 		for _, d := range spec.DeviceAllow {
@@ -312,7 +329,7 @@ func unitProperties(spec Spec) ([]sd.Property, error) {
 			}
 			devs = append(devs, deviceAllowEntry{Path: f[0], Access: access})
 		}
-		p = append(p, prop("DevicePolicy", "closed"), prop("DeviceAllow", devs))
+		p = append(p, prop("DeviceAllow", devs))
 	}
 	return p, nil
 }

@@ -59,6 +59,24 @@ func TestUnitProperties(t *testing.T) {
 	}
 }
 
+// A GPU host closes every unit's devices, granted GPUs or not; DevicePolicy alone does that.
+func TestDevicePolicyWithoutDeviceAllow(t *testing.T) {
+	props, err := unitProperties(Spec{Unit: "jupyter-a.service", User: "a", Command: []string{"/bin/true"}, DevicePolicy: "closed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range props {
+		got[p.Name] = fmt.Sprint(p.Value.Value())
+	}
+	if got["DevicePolicy"] != "closed" {
+		t.Errorf("DevicePolicy = %q, want closed", got["DevicePolicy"])
+	}
+	if _, ok := got["DeviceAllow"]; ok {
+		t.Errorf("DeviceAllow = %s set although nothing was granted", got["DeviceAllow"])
+	}
+}
+
 func TestUnitPropertiesRejects(t *testing.T) {
 	ok := Spec{Unit: "jupyter-a.service", User: "a", Command: []string{"/bin/true"}}
 	for name, mod := range map[string]func(*Spec){
@@ -74,6 +92,7 @@ func TestUnitPropertiesRejects(t *testing.T) {
 		"empty device":  func(s *Spec) { s.DeviceAllow = []string{" "} },
 		"relative home": func(s *Spec) { s.Sandbox.PrivateHome = "home/a" },
 		"bad umask":     func(s *Spec) { s.Sandbox.UMask = "0999" },
+		"bad policy":    func(s *Spec) { s.DevicePolicy = "open" },
 		"wide umask":    func(s *Spec) { s.Sandbox.UMask = "7777" },
 	} {
 		s := ok

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,6 +30,11 @@ type StepOptions struct {
 	PrivateHomes bool
 	// MinUID keeps servers of system accounts from starting; root is refused whatever it says.
 	MinUID int
+	// CloseDevices gives every unit DevicePolicy=closed, so a server opens only the standard
+	// pseudo devices and what the job's DeviceAllow lists. The wiring sets it on hosts with
+	// GPUs: the NVIDIA device nodes are mode 0666, so without it a server that was granted no
+	// GPU (or a different one) could open them all.
+	CloseDevices bool
 }
 
 // Step is the spawn step that runs the server itself: a transient unit as the user, built the way
@@ -111,6 +117,10 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 	if o.PrivateHomes {
 		sandbox.PrivateHome = acct.HomeDir
 	}
+	policy := ""
+	if o.CloseDevices {
+		policy = "closed"
+	}
 	wd := acct.HomeDir
 	if o.WorkingDir != "" {
 		wd = strings.ReplaceAll(o.WorkingDir, "{USERNAME}", sv.UserName)
@@ -127,5 +137,7 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 		TasksMax:         o.TasksMax,
 		Slice:            o.Slice,
 		Sandbox:          sandbox,
+		DeviceAllow:      slices.Clone(job.DeviceAllow),
+		DevicePolicy:     policy,
 	}, nil
 }

@@ -2,6 +2,8 @@ package spawner
 
 import (
 	"context"
+	"os/user"
+	"slices"
 	"strings"
 	"testing"
 
@@ -19,5 +21,41 @@ func TestStepRefusesRootAndSystemAccounts(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("start as %s: %v, want an error saying %q", user, err, want)
 		}
+	}
+}
+
+// The unit gets the device nodes an earlier step put on the job, and with CloseDevices a closed
+// device policy whether or not there are any.
+func TestStepPassesDevicesOn(t *testing.T) {
+	// An account every Debian and Arch host has that is not root (the step refuses root).
+	me, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody:", err)
+	}
+	job := func(allow ...string) *servers.Job {
+		j := servers.NewJob(store.User{Name: me.Username}, store.Server{UserName: me.Username, Unit: "jupyter-x.service", Port: 50000})
+		j.DeviceAllow = allow
+		return j
+	}
+	for _, c := range []struct {
+		name       string
+		close      bool
+		allow      []string
+		wantPolicy string
+	}{
+		{"no GPUs on the host", false, nil, ""},
+		{"GPU host, no grant", true, nil, "closed"},
+		{"GPU host, a grant", true, []string{"/dev/nvidia0 rw", "/dev/nvidiactl rw"}, "closed"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := NewStep(nil, StepOptions{Cmd: []string{"/bin/true"}, CloseDevices: c.close})
+			spec, err := s.spec(job(c.allow...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if spec.DevicePolicy != c.wantPolicy || !slices.Equal(spec.DeviceAllow, c.allow) {
+				t.Errorf("DevicePolicy %q DeviceAllow %q, want %q %q", spec.DevicePolicy, spec.DeviceAllow, c.wantPolicy, c.allow)
+			}
+		})
 	}
 }

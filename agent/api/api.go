@@ -1,5 +1,6 @@
 // Package api is the JupyterHub REST API under /hub/api: users, groups, servers and their
-// progress, tokens, activity, and the router table. Handlers resolve the caller through the auth layer and
+// progress, tokens, activity, sharing, services, the router table, and who holds which GPU
+// (/hub/api/gpus); and the Prometheus metrics at /hub/metrics. Handlers resolve the caller through the auth layer and
 // start and stop servers through the lifecycle core; they hold no state of their own.
 package api
 
@@ -27,29 +28,41 @@ import (
 
 // API serves the REST API.
 type API struct {
-	cfg         config.Config
-	prefix      string
-	store       *store.Store
-	servers     *servers.Manager
-	gate        *auth.Gate
-	passwords   auth.Authenticator // for POST .../tokens with {"auth": ...}; nil without password logins
-	shutdownHub func(stopServers bool)
-	log         *slog.Logger
+	cfg            config.Config
+	prefix         string
+	store          *store.Store
+	servers        *servers.Manager
+	gate           *auth.Gate
+	log            *slog.Logger
+	gpus           GPUs
+	metricsHandler http.Handler
+	passwords      auth.Authenticator // for POST .../tokens with {"auth": ...}; nil without password logins
+	shutdownHub    func(stopServers bool)
 }
 
-// Deps are what the API calls besides the store, the core and the login layer.
+// Deps is what the API works with. GPUs and Metrics are optional: without GPUs the hub lists
+// none, without Metrics there is no /hub/metrics.
 type Deps struct {
+	Store   *store.Store
+	Servers *servers.Manager
+	Gate    *auth.Gate
+	Logger  *slog.Logger
+	GPUs    GPUs
+	// Metrics serves the Prometheus exposition; the API puts it at /hub/metrics, behind the
+	// read:metrics scope unless hub.authenticate_metrics is off.
+	Metrics http.Handler
 	// Passwords checks {"auth": {"username", "password"}} in a token request (PAM); nil refuses it.
 	Passwords auth.Authenticator
 	// Shutdown ends the hub, stopping every server first if asked (POST /shutdown).
 	Shutdown func(stopServers bool)
-	Logger   *slog.Logger
 }
 
 // New makes the API.
-func New(cfg config.Config, st *store.Store, sv *servers.Manager, gate *auth.Gate, d Deps) *API {
-	return &API{cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: st, servers: sv, gate: gate,
-		passwords: d.Passwords, shutdownHub: d.Shutdown, log: d.Logger}
+func New(cfg config.Config, d Deps) *API {
+	return &API{
+		cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: d.Store, servers: d.Servers, gate: d.Gate,
+		log: d.Logger, gpus: d.GPUs, metricsHandler: d.Metrics, passwords: d.Passwords, shutdownHub: d.Shutdown,
+	}
 }
 
 // apiHandler is an API endpoint that runs once the caller is known.
@@ -99,6 +112,15 @@ func (a *API) Register(mux *http.ServeMux) {
 	a.registerShares(mux, api)
 	mux.Handle(api+"/services", a.authed(methods{"GET": a.listServices}))
 	mux.Handle(api+"/services/{service}", a.authed(methods{"GET": a.getService}))
+	mux.Handle(api+"/gpus", a.authed(methods{"GET": a.listGPUs}))
+	if a.metricsHandler != nil {
+		metrics := a.prefix + "/hub/metrics"
+		if a.cfg.Hub.AuthenticateMetrics {
+			mux.Handle(metrics, a.authed(methods{"GET": a.metrics}))
+		} else {
+			mux.Handle(metrics, a.metricsHandler)
+		}
+	}
 }
 
 // authed resolves the caller from a token (Authorization header) or the login cookie, and

@@ -109,7 +109,9 @@ func (a *API) serverModel(sv store.Server, withState bool) map[string]any {
 		m["full_url"], m["full_progress_url"] = base+m["url"].(string), base+progress
 	}
 	if withState {
-		m["state"] = map[string]any{"unit": sv.Unit, "port": sv.Port}
+		// The spawner's state, as JupyterHub shows a spawner's get_state(): where the server
+		// runs and the GPUs it holds.
+		m["state"] = map[string]any{"unit": sv.Unit, "port": sv.Port, "gpus": a.heldGPUs(sv.ID)}
 	}
 	return m
 }

@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"regexp"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type Config struct {
 	Hub     Hub     `toml:"hub"`
 	Auth    Auth    `toml:"auth"`
 	Spawner Spawner `toml:"spawner"`
+	GPU     GPU     `toml:"gpu"`
 	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
 	Roles []Role `toml:"role"`
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
@@ -104,6 +106,9 @@ type Hub struct {
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
 	// BodyTimeout bounds reading a request body to the hub's own pages and API (not /user/).
 	BodyTimeout Duration `toml:"body_timeout"`
+	// AuthenticateMetrics requires the read:metrics scope for /hub/metrics, as JupyterHub 5's
+	// authenticate_prometheus does; false serves the metrics to anyone who can reach the hub.
+	AuthenticateMetrics bool `toml:"authenticate_metrics"`
 }
 
 // Auth is the [auth] section: who may log in and who is an admin.
@@ -207,6 +212,21 @@ type Spawner struct {
 	PortRange string `toml:"port_range"`
 }
 
+// GPU is the [gpu] section: NVIDIA GPUs for user servers. It has the keys of the gpu package's
+// Config, which the wiring translates it to; this package does not import gpu, because the
+// HTTP surfaces that read the configuration must not depend on a concern (agent/layout_test.go).
+type GPU struct {
+	// Enabled offers the host's GPUs to servers; a host without the NVIDIA driver offers none.
+	Enabled bool `toml:"enabled"`
+	// Queue makes a spawn that finds no GPU free wait in line for one instead of failing.
+	Queue bool `toml:"queue"`
+	// Quota is how many GPUs (or MIG devices) the members of a group may hold at once over all
+	// their servers, e.g. { students = 1, staff = 4 }; a user in several gets the largest.
+	Quota map[string]int `toml:"quota"`
+	// DefaultQuota is the quota of users in none of the Quota groups; 0 gives them none.
+	DefaultQuota int `toml:"default_quota"`
+}
+
 // Default returns the configuration an empty file produces.
 func Default() Config {
 	return Config{
@@ -219,6 +239,8 @@ func Default() Config {
 			LogLevel:       "info",
 			MaxBodyBytes:   1 << 20,
 			BodyTimeout:    Duration(30 * time.Second),
+
+			AuthenticateMetrics: true,
 		},
 		Auth: Auth{
 			Method:            "pam",
@@ -256,6 +278,8 @@ func Default() Config {
 			StopTimeout:      Duration(30 * time.Second),
 			PortRange:        "49152-60999",
 		},
+		// As gpu.DefaultConfig: GPUs offered where there are any, one per user, no waiting.
+		GPU: GPU{Enabled: true, DefaultQuota: 1},
 	}
 }
 
@@ -530,6 +554,26 @@ func (c *Config) Validate() error {
 		if sv.OAuthRedirectURI != "" && !strings.HasPrefix(sv.OAuthRedirectURI, "/") && !strings.HasPrefix(sv.OAuthRedirectURI, "http://") && !strings.HasPrefix(sv.OAuthRedirectURI, "https://") {
 			bad(key+".oauth_redirect_uri", "%q must be an absolute URL or path, e.g. \"/services/%s/oauth_callback\"", sv.OAuthRedirectURI, sv.Name)
 		}
+	}
+	// The same checks as gpu.Config.Validate, which the wiring runs too; they are here so that
+	// check-config and a hub's start report them with every other problem.
+	groups := make([]string, 0, len(c.GPU.Quota))
+	for g := range c.GPU.Quota {
+		groups = append(groups, g)
+	}
+	sort.Strings(groups)
+	for _, g := range groups {
+		switch n := c.GPU.Quota[g]; {
+		case strings.TrimSpace(g) == "":
+			bad("gpu.quota", "a group name is empty; name a Unix or Keycloak group, e.g. students = 1")
+		case strings.HasPrefix(g, "/"):
+			bad(fmt.Sprintf("gpu.quota.%q", g), "write the group without Keycloak's leading \"/\" (%q): groups are compared without it", strings.TrimPrefix(g, "/"))
+		case n < 0:
+			bad("gpu.quota."+g, "%d: a quota is how many GPUs (or MIG devices) a member may hold at once; use 0 or more (0: none)", n)
+		}
+	}
+	if c.GPU.DefaultQuota < 0 {
+		bad("gpu.default_quota", "%d: use 0 or more, the number of GPUs (or MIG devices) a user in none of the gpu.quota groups may hold at once (0: none)", c.GPU.DefaultQuota)
 	}
 
 	return errors.Join(errs...)

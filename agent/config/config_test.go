@@ -45,6 +45,28 @@ env = { JUPYTERHUB_SINGLEUSER_APP = "notebook.notebookapp.NotebookApp" }
 	}
 }
 
+func TestGPUSection(t *testing.T) {
+	cfg := Default()
+	err := Parse([]byte(`
+[gpu]
+queue = true
+default_quota = 0
+quota = { students = 1, staff = 4 }
+`), &cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.GPU.Enabled || !cfg.GPU.Queue || cfg.GPU.DefaultQuota != 0 || cfg.GPU.Quota["students"] != 1 || cfg.GPU.Quota["staff"] != 4 {
+		t.Errorf("parsed %+v", cfg.GPU)
+	}
+	if d := Default(); !d.GPU.Enabled || d.GPU.Queue || d.GPU.DefaultQuota != 1 || !d.Hub.AuthenticateMetrics {
+		t.Errorf("defaults: gpu %+v, authenticate_metrics %v", d.GPU, d.Hub.AuthenticateMetrics)
+	}
+}
+
 func TestUnknownKeyIsNamed(t *testing.T) {
 	cfg := Default()
 	err := Parse([]byte("[spawner]\nmemory_maxx = \"1G\"\n"), &cfg)
@@ -64,6 +86,13 @@ func TestBadValuesNameKeyAndFix(t *testing.T) {
 		"[spawner]\nport_range = \"80-90\"":            "spawner.port_range",
 		"[spawner]\nmemory_max = \"lots\"":             "memory_max",
 		"[spawner]\nstart_timeout = \"soon\"":          "start_timeout",
+		"[gpu]\ndefault_quota = -1":                    "gpu.default_quota",
+		"[gpu]\nquota = { students = -2 }":             "gpu.quota.students",
+		"[gpu]\nquota = { \"/jupyter-users\" = 1 }":    `gpu.quota."/jupyter-users": write the group without Keycloak's leading "/" ("jupyter-users")`,
+		"[gpu]\nquota = { \" \" = 1 }":                 "gpu.quota: a group name is empty",
+		"[gpu]\nqueue = \"yes\"":                       "queue",
+		"[gpu]\nquotas = {}":                           "gpu.quotas",
+		"[hub]\nauthenticate_metrics = 0":              "authenticate_metrics",
 	}
 	for src, key := range cases {
 		cfg := Default()
@@ -99,6 +128,7 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	want.Spawner.Env, want.Spawner.Args, want.Auth.AdminUsers, want.Auth.AdminGroups = map[string]string{}, []string{}, []string{}, []string{}
 	want.Auth.AllowedUsers, want.Auth.AllowedGroups = []string{}, []string{}
 	want.Auth.OIDC.AuthParams = map[string]string{}
+	want.GPU.Quota = map[string]int{}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("contrib/config.example.toml differs from the defaults:\n got %+v\nwant %+v", cfg, want)
 	}

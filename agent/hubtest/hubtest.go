@@ -1,7 +1,7 @@
 // Package hubtest runs a whole hub for the tests of its HTTP surfaces: real wiring, a real sqlite
 // store in a temporary data dir, served on loopback. Servers are "spawned" through the real
-// lifecycle core with a step that serves a test handler on the server's port; systemd itself is
-// exercised by the VM suites (test/e2e).
+// lifecycle core with a step that serves a test handler on the server's port (after the real gpu
+// step, for a hub given GPUs); systemd itself is exercised by the VM suites (test/e2e).
 package hubtest
 
 import (
@@ -24,6 +24,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 )
 
 // Hub is a running test hub.
@@ -39,16 +40,45 @@ type Hub struct {
 // Login, or through the login form with a password set by SetPassword.
 func New(t testing.TB, opts ...func(*config.Config)) *Hub {
 	t.Helper()
+	return NewWith(t, Options{Config: opts})
+}
+
+// Options are what NewWith changes in the hub New makes.
+type Options struct {
+	Config []func(*config.Config)
+	// GPUs gives the hub the GPUs of this NVML (over one of go-nvml's mocks, say) through the
+	// real allocator and gpu step, wired as agent.Open wires them, with the [gpu] section of the
+	// configuration. nil is a hub without GPUs, whose servers' requests for them go unread.
+	GPUs *gpu.NVML
+}
+
+// NewWith is New with more changed than the configuration.
+func NewWith(t testing.TB, o Options) *Hub {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Hub.DataDir = t.TempDir()
 	cfg.Hub.MaxBodyBytes = 4096
-	for _, o := range opts {
-		o(&cfg)
+	for _, f := range o.Config {
+		f(&cfg)
 	}
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	units, passwords := NewUnits(), &Passwords{m: map[string]string{}}
-	h, err := agent.New(context.Background(), cfg, agent.Deps{
-		Auth: passwords, Units: units, Steps: []servers.Step{units.Step()}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	})
+	deps := agent.Deps{Auth: passwords, Units: units, Steps: []servers.Step{units.Step()}, Logger: log}
+	if o.GPUs != nil {
+		st, err := agent.OpenStore(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		alloc, err := agent.NewAllocator(ctx, cfg, st, o.GPUs, log)
+		if err != nil {
+			st.Close()
+			t.Fatal(err)
+		}
+		deps.Store, deps.GPUs = st, alloc
+		deps.Steps = []servers.Step{gpu.NewStep(alloc, log), units.Step()}
+	}
+	h, err := agent.New(ctx, cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,27 +48,32 @@ func (m *Manager) Start(u store.User, name string, opts json.RawMessage) (*Progr
 		return nil, err
 	}
 	prog := NewProgress()
-	spawnCtx, cancel := context.WithTimeout(ctx, m.opts.StartTimeout)
-	prog.cancel = cancel
+	// The start timeout is a clock that a step waiting in a queue stops (Job.Queued), so the
+	// spawn's context is a cancel context that the clock cancels with DeadlineExceeded as cause.
+	spawnCtx, cancel := context.WithCancelCause(ctx)
+	clock := newStartClock(m.opts.StartTimeout, func() { cancel(context.DeadlineExceeded) })
+	prog.cancel = func() { cancel(context.Canceled) }
 	m.spawns[sv.ID] = prog
 	m.log.Info("spawn requested", "user", u.Name, "server", name, "unit", sv.Unit, "port", port)
-	go m.spawn(spawnCtx, cancel, u, sv, prog)
+	go m.spawn(spawnCtx, cancel, clock, u, sv, prog)
 	return prog, nil
 }
 
-func (m *Manager) spawn(ctx context.Context, cancel func(), u store.User, sv store.Server, prog *Progress) {
-	defer cancel()
+func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clock *startClock, u store.User, sv store.Server, prog *Progress) {
+	defer cancel(nil)
+	defer clock.end()
 	start := time.Now()
 	prog.Step(0, "Server requested")
-	job := &Job{User: u, Server: sv, Env: map[string]string{}, progress: prog}
+	job := &Job{User: u, Server: sv, Env: map[string]string{}, progress: prog, clock: clock}
 	failed := func(undoFrom int, stepName string, err error) {
 		reason := err.Error()
-		cancelled := errors.Is(ctx.Err(), context.Canceled)
-		switch {
-		case cancelled:
-			reason = "Spawn cancelled"
-		case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		cancelled := errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded)
+		switch cause := context.Cause(ctx); {
+		case ctx.Err() == nil:
+		case errors.Is(cause, context.DeadlineExceeded):
 			reason = fmt.Sprintf("%v (spawner.start_timeout is %s)", err, m.opts.StartTimeout)
+		default:
+			reason = "Spawn cancelled"
 		}
 		time.Sleep(300 * time.Millisecond) // let journald catch the unit's last words
 		journal, _ := m.units.Journal(context.WithoutCancel(ctx), sv.Unit, 20)
@@ -174,7 +179,7 @@ func (m *Manager) waitUp(ctx context.Context, sv store.Server) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("server did not answer at %s: %w", u, ctx.Err())
+			return fmt.Errorf("server did not answer at %s: %w", u, context.Cause(ctx))
 		case <-time.After(poll):
 		}
 	}

@@ -18,11 +18,23 @@
 // To add a step (an NFS home, GPUs, a Vault token, ...):
 //
 //  1. In the concern's own package, write a type with Name, Start and Stop (see Step). Start may
-//     add environment variables for the server to Job.Env and report what it does with
-//     Job.Progress; Stop undoes it for a store.Server.
+//     add environment variables for the server to Job.Env and device nodes its unit may open to
+//     Job.DeviceAllow, and report what it does with Job.Progress; Stop undoes it for a
+//     store.Server.
 //  2. Add one line for it in the step list in agent (spawnSteps in agent/wire.go), before the unit.
 //
 // TestStepsRunInOrderAndUndoInReverse in this package pins this contract down.
+//
+// # The start timeout and queues
+//
+// Options.StartTimeout (spawner.start_timeout) bounds a spawn from the request to the server
+// answering HTTP, and its end cancels the context the steps run with (context.Cause is then
+// context.DeadlineExceeded; a stop cancels it with context.Canceled). It measures the spawn's
+// own work, not waiting for others: a step that waits in line for something other users hold
+// (the gpu step, when every GPU is taken and gpu.queue is on) calls Job.Queued when it joins
+// the line and the returned function when it leaves, and the timeout stands still in between,
+// then runs on with what was left. The step keeps the same context throughout, so a stop still
+// ends the wait. TestTimeInAQueueDoesNotCountAgainstTheStartTimeout pins this down.
 package servers
 
 import (
@@ -70,7 +82,7 @@ type Options struct {
 	UnitName     func(user, server string) string // the unit a server runs as
 	PortLow      int                              // servers listen on a loopback port in [PortLow, PortHigh]
 	PortHigh     int
-	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP
+	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP, less time queued (Job.Queued)
 	StopTimeout  time.Duration // bounds stopping a server
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
 	Logger       *slog.Logger

@@ -24,8 +24,13 @@ type Job struct {
 	// Env is the server's environment as steps contribute it; the unit step starts the server
 	// with it.
 	Env map[string]string
+	// DeviceAllow are device nodes the server's unit may open, as systemd DeviceAllow= entries
+	// ("/dev/nvidia0 rw"). They travel on the job because one step grants them (gpu) and another
+	// enforces them (the unit), and neither knows the other; the core only carries them.
+	DeviceAllow []string
 
 	progress *Progress
+	clock    *startClock // nil in jobs made by NewJob
 }
 
 // NewJob makes a job for a step's own tests; the hub makes its jobs itself.
@@ -35,3 +40,15 @@ func NewJob(u store.User, sv store.Server) *Job {
 
 // Progress puts a step on the stream the spawn-pending page shows; percent is the whole spawn's.
 func (j *Job) Progress(percent int, message string) { j.progress.Step(percent, message) }
+
+// Queued tells the core that the step now waits in line for something other users hold (a
+// GPU, say). spawner.start_timeout does not run while it waits: it bounds how long a spawn
+// takes to do its work, not how long it queues. Call the returned function when the wait is
+// over, whatever its outcome; the timeout then runs on with what was left of it. Calling it
+// again does nothing. The spawn's context still ends if the spawn is cancelled (a stop).
+func (j *Job) Queued() (done func()) {
+	if j.clock == nil {
+		return func() {}
+	}
+	return j.clock.pause()
+}

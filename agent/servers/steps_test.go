@@ -67,6 +67,11 @@ type core struct {
 // newCore opens (or reopens, as after a hub restart) a store in dir and runs a core over it with
 // the given steps before the stand-in unit.
 func newCore(t *testing.T, dir string, units *hubtest.Units, steps ...servers.Step) *core {
+	return newCoreTimeout(t, dir, units, 20*time.Second, steps...)
+}
+
+// newCoreTimeout is newCore with spawner.start_timeout set to startTimeout.
+func newCoreTimeout(t *testing.T, dir string, units *hubtest.Units, startTimeout time.Duration, steps ...servers.Step) *core {
 	t.Helper()
 	st, err := store.Open(context.Background(), filepath.Join(dir, "hub.sqlite"))
 	if err != nil {
@@ -75,7 +80,7 @@ func newCore(t *testing.T, dir string, units *hubtest.Units, steps ...servers.St
 	t.Cleanup(func() { st.Close() })
 	m := servers.New(context.Background(), st, units, append(steps, units.Step()), servers.Options{
 		UnitName: func(user, server string) string { return "jupyter-" + user + ".service" },
-		PortLow:  40000, PortHigh: 49000, StartTimeout: 20 * time.Second, StopTimeout: 10 * time.Second,
+		PortLow:  40000, PortHigh: 49000, StartTimeout: startTimeout, StopTimeout: 10 * time.Second,
 	})
 	u, err := st.GetUser(context.Background(), "alice")
 	if errors.Is(err, store.ErrNotFound) {
@@ -303,5 +308,92 @@ func TestAStopThatTimesOutLeavesTheServerRunningAndRouted(t *testing.T) {
 	<-done
 	if st := c.server().State; st != store.Stopped {
 		t.Errorf("second stop: %s", st)
+	}
+}
+
+// waiter is a test-only step that works for a while, waits in a queue for a while, and works
+// again, as the gpu step does when every GPU is taken.
+type waiter struct {
+	before, queued, after time.Duration
+	tellCore              bool          // calls Job.Queued around the wait, as a queueing step must
+	joined                chan struct{} // closed when it joins the queue
+}
+
+func (w *waiter) Name() string { return "queue" }
+
+func (w *waiter) Start(ctx context.Context, job *servers.Job) error {
+	sleep := func(d time.Duration) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return fmt.Errorf("gave up: %w", context.Cause(ctx))
+		}
+	}
+	if err := sleep(w.before); err != nil {
+		return err
+	}
+	done := func() {}
+	if w.tellCore {
+		done = job.Queued()
+	}
+	job.Progress(20, "waiting in line")
+	if w.joined != nil {
+		close(w.joined)
+	}
+	err := sleep(w.queued)
+	done()
+	if err != nil {
+		return err
+	}
+	return sleep(w.after)
+}
+
+func (w *waiter) Stop(ctx context.Context, sv store.Server) error { return nil }
+
+func TestTimeInAQueueDoesNotCountAgainstTheStartTimeout(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	run := func(w *waiter) servers.Event {
+		t.Helper()
+		return newCoreTimeout(t, t.TempDir(), hubtest.NewUnits(), timeout, w).spawn()
+	}
+
+	// Three times the timeout in line, a little work around it: the server starts.
+	if ev := run(&waiter{before: 100 * time.Millisecond, queued: 3 * timeout, after: 100 * time.Millisecond, tellCore: true}); !ev.Ready {
+		t.Errorf("a spawn that queued longer than the start timeout failed: %s", ev.Message)
+	}
+
+	// The same wait without telling the core is work like any other, and times out.
+	ev := run(&waiter{queued: 3 * timeout})
+	if !ev.Failed || !strings.Contains(ev.Message, "spawner.start_timeout is "+timeout.String()) || !strings.Contains(ev.Message, "deadline exceeded") {
+		t.Errorf("an unannounced wait: last event %+v, want the start timeout", ev)
+	}
+
+	// The timeout stands still in the queue but is not reset by it: work before and after
+	// adds up, and 2 × 250ms of work is over 400ms.
+	ev = run(&waiter{before: 250 * time.Millisecond, queued: 2 * timeout, after: 250 * time.Millisecond, tellCore: true})
+	if !ev.Failed || !strings.Contains(ev.Message, "spawner.start_timeout") {
+		t.Errorf("work before and after the queue over the timeout: last event %+v, want the start timeout", ev)
+	}
+
+	// A stop still ends a spawn that waits in line.
+	w := &waiter{queued: time.Hour, tellCore: true, joined: make(chan struct{})}
+	c := newCoreTimeout(t, t.TempDir(), hubtest.NewUnits(), timeout, w)
+	prog, err := c.m.Start(c.user, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-w.joined
+	done, err := c.m.Stop(c.server())
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("stopping a queued spawn did not finish")
+	}
+	if ev := prog.Last(); !ev.Failed || !strings.Contains(ev.Message, "Spawn cancelled") {
+		t.Errorf("stopped while queued: last event %+v, want the spawn cancelled", ev)
 	}
 }

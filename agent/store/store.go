@@ -1,5 +1,5 @@
 // Package store keeps the hub's state in sqlite: users, their servers, groups, API and OAuth
-// tokens, OAuth clients and codes, and login sessions.
+// tokens, OAuth clients and codes, login sessions, shares, and the GPUs each server holds.
 //
 // Secrets (tokens, codes, session cookies) are stored only as sha256 hashes: a stolen database
 // does not let anyone act as a user. Every state change a caller makes is written here before the
@@ -189,6 +189,13 @@ var migrations = []string{
 	);`,
 	// OAuth clients of [[service]]s (HubOAuth), which belong to no user server.
 	`ALTER TABLE oauth_clients ADD COLUMN service TEXT NOT NULL DEFAULT '';`,
+	// GPU grants (the gpu allocator's ledger): what each server holds, so a restarted hub hands
+	// none of a running server's devices out again. A deleted server's grant goes with it.
+	`CREATE TABLE gpu_grants (
+		server_id INTEGER PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
+		record TEXT NOT NULL,
+		held_since TEXT NOT NULL
+	);`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {

@@ -226,6 +226,9 @@ func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "auth.oidc: discovery at %s works; register the redirect URI %s at the provider\n", cfg.Auth.OIDC.Issuer, cfg.OIDCRedirectURL())
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fmt.Fprintln(stdout, agent.DescribeGPUs(ctx, cfg, newLogger("info", stderr)))
 	fmt.Fprintf(stdout, "%s is valid: hub on %s, %s login, user servers reach the hub at %s\n",
 		path, cfg.Hub.Listen, cfg.Auth.Method, cfg.APIURLFor())
 	return 0

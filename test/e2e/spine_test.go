@@ -245,13 +245,17 @@ slow_spawn_timeout = "2s"
 			t.Fatalf("stop = %d %s", status, body)
 		}
 		deadline := time.Now().Add(60 * time.Second)
-		var user struct {
+		type userModel struct {
 			Server  *string
 			Pending *string
 			Servers map[string]any
 		}
+		var user userModel
 		for time.Now().Before(deadline) {
 			_, body = apiDo(t, "GET", "/hub/api/users/alice", admin, "")
+			// Afresh each poll: Unmarshal adds to a map it is given, so a server seen while
+			// stopping would otherwise stay in Servers after it stopped.
+			user = userModel{}
 			json.Unmarshal(body, &user)
 			if user.Pending == nil && user.Server == nil {
 				break
