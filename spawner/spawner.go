@@ -44,6 +44,9 @@ type Spec struct {
 	Slice            string            // e.g. "jupyterhub.slice"; "" = systemd default
 	Sandbox          Sandbox
 	DeviceAllow      []string // e.g. "/dev/nvidia0 rw"; non-empty also sets DevicePolicy=closed
+	// RequiresMountsFor are absolute paths (an NFS home) whose mount units the server needs:
+	// systemd starts the server after them and stops it if one of them is stopped.
+	RequiresMountsFor []string
 }
 
 // Sandbox holds the systemd.exec(5) hardening switches the hub exposes.
@@ -130,6 +133,10 @@ func dial(ctx context.Context) (*sd.Conn, error) {
 		return nil, context.Cause(ctx)
 	}
 }
+
+// Conn is the manager's connection to systemd, for concerns that start units of their own (the
+// nfs package's mount units) over the same bus connection.
+func (m *Manager) Conn() *sd.Conn { return m.conn }
 
 // Close closes the D-Bus connection. Running units are not affected.
 func (m *Manager) Close() error {
@@ -298,6 +305,14 @@ func unitProperties(spec Spec) ([]sd.Property, error) {
 			return nil, fmt.Errorf("invalid umask %q: want octal such as 0077", spec.Sandbox.UMask)
 		}
 		p = append(p, prop("UMask", uint32(m)))
+	}
+	if len(spec.RequiresMountsFor) > 0 {
+		for _, p := range spec.RequiresMountsFor {
+			if !strings.HasPrefix(p, "/") {
+				return nil, fmt.Errorf("RequiresMountsFor path %q is not absolute", p)
+			}
+		}
+		p = append(p, prop("RequiresMountsFor", spec.RequiresMountsFor))
 	}
 	if len(spec.DeviceAllow) > 0 {
 		var devs []deviceAllowEntry

@@ -126,5 +126,7 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 		TasksMax:         o.TasksMax,
 		Slice:            o.Slice,
 		Sandbox:          sandbox,
+		// Steps before this one mounted these (the NFS home); systemd orders the server after them.
+		RequiresMountsFor: append([]string(nil), job.RequiresMounts...),
 	}, nil
 }

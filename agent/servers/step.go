@@ -24,6 +24,10 @@ type Job struct {
 	// Env is the server's environment as steps contribute it; the unit step starts the server
 	// with it.
 	Env map[string]string
+	// RequiresMounts are paths the server needs mounted, e.g. an NFS home a step has just mounted.
+	// The unit step gives them to systemd as RequiresMountsFor=, so systemd itself orders the
+	// server after those mounts (and stops it should one be unmounted under it).
+	RequiresMounts []string
 
 	progress *Progress
 }
