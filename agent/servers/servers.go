@@ -22,6 +22,10 @@
 //     Job.Progress; Stop undoes it for a store.Server.
 //  2. Add one line for it in the step list in agent (spawnSteps in agent/wire.go), before the unit.
 //
+// A step that needs the server's unit to wait for a mount adds the path to Job.RequiresMounts. A
+// step whose state outlives one server (a mount all of a user's servers share) can also implement
+// StepReconciler, to find that state again after a hub restart.
+//
 // TestStepsRunInOrderAndUndoInReverse in this package pins this contract down.
 package servers
 

@@ -305,3 +305,35 @@ func TestAStopThatTimesOutLeavesTheServerRunningAndRouted(t *testing.T) {
 		t.Errorf("second stop: %s", st)
 	}
 }
+
+// keeper is a step with state of its own (like an NFS home shared by a user's servers): it
+// notes when the core reconciles it.
+type keeper struct {
+	recorder
+}
+
+func (k *keeper) ReconcileStep(ctx context.Context) error {
+	k.log.add("reconcile " + k.name)
+	return nil
+}
+
+// A step that implements StepReconciler hears from a restarted hub once the running servers are
+// adopted again, so it can pick up what it left on the system (a mount waiting to be unmounted).
+func TestReconcileReachesStepsWithStateOfTheirOwn(t *testing.T) {
+	dir, units := t.TempDir(), hubtest.NewUnits()
+	c := newCore(t, dir, units, &recorder{name: "vault", log: &journal{}})
+	if ev := c.spawn(); !ev.Ready {
+		t.Fatalf("spawn failed: %s", ev.Message)
+	}
+	log := &journal{}
+	restarted := newCore(t, dir, units, &keeper{recorder{name: "home", log: log}})
+	if err := restarted.m.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := restarted.m.Route("alice", ""); !ok {
+		t.Error("the running server was not adopted before the steps were reconciled")
+	}
+	if got := log.take(); !slices.Equal(got, []string{"reconcile home"}) {
+		t.Errorf("steps saw %q, want one reconcile of the home step", got)
+	}
+}
