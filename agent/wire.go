@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
+	"github.com/jupyterhub-go/jupyterhub-go/nfs"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
 	"github.com/jupyterhub-go/jupyterhub-go/pam"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
@@ -59,16 +61,35 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 	if err != nil {
 		return nil, fmt.Errorf("connect to systemd (user servers run as systemd units; is this a systemd host and are we root?): %w", err)
 	}
-	deps.Units, deps.Steps = units, spawnSteps(cfg, units)
+	deps.Units, deps.Steps = units, spawnSteps(cfg, units, log)
 	return New(ctx, cfg, deps)
 }
 
 // spawnSteps is the spawn pipeline after the hub's own credentials step, in order; stopping a
-// server runs it in reverse. A concern plugs in with one line here, before the unit.
-func spawnSteps(cfg config.Config, units *spawner.Manager) []servers.Step {
-	return []servers.Step{
+// server runs it in reverse. A concern plugs in with one line here, before the unit; a step the
+// configuration turns off is nil and left out.
+func spawnSteps(cfg config.Config, units *spawner.Manager, log *slog.Logger) []servers.Step {
+	return present(
+		nfsHomes(cfg, units, log), // the user's home mounted from NFS and checked as the user ([nfs] enabled)
 		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID)), // the server itself, as a transient unit
+	)
+}
+
+// present drops the steps that are turned off (nil).
+func present(steps ...servers.Step) []servers.Step {
+	return slices.DeleteFunc(steps, func(s servers.Step) bool { return s == nil })
+}
+
+// nfsHomes is the [nfs] step, sharing the spawner's D-Bus connection; nil unless it is enabled.
+func nfsHomes(cfg config.Config, units *spawner.Manager, log *slog.Logger) servers.Step {
+	n := cfg.NFS
+	if !n.Enabled {
+		return nil
 	}
+	return nfs.NewStep(units.Conn(), nfs.Options{
+		Server: n.Server, Export: n.Export, What: n.What, Where: n.Where, MountOptions: n.Options,
+		MountTimeout: n.MountTimeout.D(), UnmountAfter: n.UnmountAfter.D(), MinUID: cfg.Auth.PAM.MinUID,
+	}, log)
 }
 
 // unitOptions is the [spawner] section as the unit step takes it.
