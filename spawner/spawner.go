@@ -450,9 +450,10 @@ func (m *Manager) List(ctx context.Context) ([]State, error) {
 	return out, nil
 }
 
-// Journal returns the unit's last lines of log, oldest first.
-func (m *Manager) Journal(ctx context.Context, unit string, lines int) ([]string, error) {
-	out, err := m.journal(ctx, unit, lines, time.Time{})
+// Journal returns the unit's last lines of log written since since (the zero time: any), oldest
+// first. journalctl takes whole seconds, so lines from earlier in since's second come too.
+func (m *Manager) Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error) {
+	out, err := m.journal(ctx, unit, lines, since)
 	if err != nil {
 		return nil, fmt.Errorf("journal of %s: %w", unit, err)
 	}

@@ -47,7 +47,8 @@ type Units interface {
 	List(ctx context.Context) ([]UnitState, error)
 	State(ctx context.Context, unit string) (UnitState, error)
 	Stop(ctx context.Context, unit string) error
-	Journal(ctx context.Context, unit string, lines int) ([]string, error)
+	// Journal returns the unit's last lines of log written since since (the zero time: any).
+	Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error)
 }
 
 // UnitState is a unit's state as systemd reports it.

@@ -337,3 +337,34 @@ func TestReconcileReachesStepsWithStateOfTheirOwn(t *testing.T) {
 		t.Errorf("steps saw %q, want one reconcile of the home step", got)
 	}
 }
+
+// oldLog is a unit manager whose unit logged an hour ago, on its last run.
+type oldLog struct {
+	*hubtest.Units
+	at time.Time
+}
+
+func (o oldLog) Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error) {
+	if since.After(o.at) {
+		return nil, nil
+	}
+	return []string{"last run's marker line"}, nil
+}
+
+// A step before the unit that fails (an NFS home) must not show the server's log from its last
+// run as if it explained the failure: only what the unit logged since this spawn began counts.
+func TestAFailedSpawnShowsOnlyItsOwnLogLines(t *testing.T) {
+	c := newCore(t, t.TempDir(), hubtest.NewUnits())
+	units := oldLog{hubtest.NewUnits(), time.Now().Add(-time.Hour)}
+	c.m = servers.New(context.Background(), c.st, units, []servers.Step{&recorder{name: "home", log: &journal{}, fail: true}, units.Step()}, servers.Options{
+		UnitName: func(user, server string) string { return "jupyter-" + user + ".service" },
+		PortLow:  40000, PortHigh: 49000, StartTimeout: 20 * time.Second, StopTimeout: 10 * time.Second,
+	})
+	ev := c.spawn()
+	if !ev.Failed || !strings.Contains(ev.Message, "home is out of order") {
+		t.Fatalf("last event %+v", ev)
+	}
+	if strings.Contains(ev.Message, "last run's marker line") {
+		t.Errorf("the failure shows the server's log from an earlier run:\n%s", ev.Message)
+	}
+}
