@@ -68,7 +68,7 @@ type Step struct {
 	dial      func(ctx context.Context, network, addr string) (net.Conn, error)
 	poll      time.Duration // how often a home still in use after its grace is looked at again
 
-	mu      sync.Mutex
+	mu      sync.Mutex       // guards homes, claimed and every home's claims
 	homes   map[string]*home // by mount point
 	claimed map[int64]string // server id → the mount point it claims (see home.claims)
 }
@@ -79,7 +79,8 @@ type home struct {
 	// whether to unmount it; a channel, so that waiting for it honours the caller's context.
 	lock chan struct{}
 	// claims are this hub's servers on the home (server id → unit), from the start half's end to
-	// the stop half: also those whose unit systemd does not know yet.
+	// the stop half: also those whose unit systemd does not know yet. Guarded by Step.mu, not by
+	// lock, so that a stop can always let go of its claim, even while a slow mount holds lock.
 	claims map[int64]string
 	timer  *time.Timer // the pending unmount, if any
 	gen    int         // bumped whenever timer changes, so a timer that fired late knows it was replaced
@@ -158,16 +159,19 @@ func (s *Step) Start(ctx context.Context, job *servers.Job) error {
 		if errors.As(err, &e) {
 			s.log.Warn("home check failed", "user", a.User, "where", a.Where, "err", err, "detail", strings.Join(e.Log, "; "))
 		}
-		if ours && len(h.claims) == 0 {
+		if ours && !s.claimedByAny(h) {
 			// Nothing else of this hub uses it: the failed spawn leaves no mount behind (unless a
-			// unit outside the hub uses it, which unmountIfUnused sees).
-			s.unmountIfUnused(context.WithoutCancel(ctx), h, a.Where, name, sv.Unit)
+			// unit outside the hub uses it, which unmountIfUnused sees). This outlives the spawn,
+			// which may have ended because its time ran out.
+			undo, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.opts.MountTimeout+10*time.Second)
+			s.unmountIfUnused(undo, h, a.Where, name, sv.Unit)
+			cancel()
 		}
 		return err
 	}
 	if ours {
-		h.claims[sv.ID] = sv.Unit
 		s.mu.Lock()
+		h.claims[sv.ID] = sv.Unit
 		s.claimed[sv.ID] = a.Where
 		s.mu.Unlock()
 	}
@@ -347,18 +351,11 @@ func (s *Step) abandon(name string) {
 // would make the core keep the server as running; a home left mounted is unmounted later.
 func (s *Step) Stop(ctx context.Context, sv store.Server) error {
 	s.mu.Lock()
-	claimed, hadClaim := s.claimed[sv.ID]
-	delete(s.claimed, sv.ID)
-	s.mu.Unlock()
-	if hadClaim {
-		h := s.home(claimed)
-		if err := h.acquire(ctx); err != nil {
-			s.log.Warn("stop: wait for the home", "user", sv.UserName, "where", claimed, "err", err)
-		} else {
-			delete(h.claims, sv.ID)
-			h.release()
-		}
+	if where, ok := s.claimed[sv.ID]; ok {
+		delete(s.homes[where].claims, sv.ID)
+		delete(s.claimed, sv.ID)
 	}
+	s.mu.Unlock()
 	mounts, err := s.ourMounts(ctx, sv.UserName)
 	if err != nil {
 		s.log.Warn("find the user's NFS home to unmount; it stays mounted for now", "user", sv.UserName, "err", err)
@@ -389,7 +386,7 @@ func (s *Step) ReconcileStep(ctx context.Context) error {
 		if err := h.acquire(ctx); err != nil {
 			return err
 		}
-		if len(h.claims) == 0 {
+		if !s.claimedByAny(h) {
 			s.unmountLater(ctx, h, m.where, m.unit, "")
 		}
 		h.release()
@@ -429,7 +426,7 @@ func (s *Step) ourMounts(ctx context.Context, user string) ([]ourMount, error) {
 // "") has let go of: kept while this hub's servers claim it; else looked at again after
 // nfs.unmount_after (unmounted at once if that is 0 and nothing uses it).
 func (s *Step) unmountLater(ctx context.Context, h *home, where, name, exclude string) {
-	if len(h.claims) > 0 {
+	if s.claimedByAny(h) {
 		s.log.Debug("home stays mounted: another server of this hub uses it", "where", where)
 		return
 	}
@@ -473,7 +470,7 @@ func (s *Step) arm(h *home, d time.Duration, where, name string) {
 			return
 		}
 		h.timer = nil
-		if len(h.claims) > 0 {
+		if s.claimedByAny(h) {
 			return
 		}
 		s.unmountIfUnused(ctx, h, where, name, "")
@@ -569,6 +566,13 @@ func (s *Step) home(where string) *home {
 		s.homes[where] = h
 	}
 	return h
+}
+
+// claimedByAny reports whether one of this hub's servers claims the home.
+func (s *Step) claimedByAny(h *home) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(h.claims) > 0
 }
 
 func (h *home) acquire(ctx context.Context) error {
