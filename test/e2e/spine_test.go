@@ -199,13 +199,17 @@ slow_spawn_timeout = "2s"
 			t.Fatalf("stop = %d %s", status, body)
 		}
 		deadline := time.Now().Add(60 * time.Second)
-		var user struct {
+		type userModel struct {
 			Server  *string
 			Pending *string
 			Servers map[string]any
 		}
+		var user userModel
 		for time.Now().Before(deadline) {
 			_, body = apiDo(t, "GET", "/hub/api/users/alice", admin, "")
+			// A fresh value each time: json.Unmarshal adds to a map it is given, so the
+			// "servers" of a poll that still saw the server pending would stay.
+			user = userModel{}
 			json.Unmarshal(body, &user)
 			if user.Pending == nil && user.Server == nil {
 				break
