@@ -153,6 +153,8 @@ func spawnFails(t *testing.T, b *browser, user string) (string, time.Duration) {
 	t.Helper()
 	_, home := b.get("/hub/home")
 	start := time.Now()
+	defer logJournal(t, "home-"+user+".mount", start)
+	defer logJournal(t, "jupyterhub-go-nfs-check-"+user+".service", start)
 	b.post("/hub/spawn", url.Values{"_xsrf": {b.xsrf(home)}})
 	events := b.progress("/hub/api/users/"+user+"/server/progress", 180*time.Second)
 	took := time.Since(start)
@@ -167,6 +169,14 @@ func spawnFails(t *testing.T, b *browser, user string) (string, time.Duration) {
 }
 
 // waitStopped stops user's server through the API and waits until the API shows it stopped.
+// logJournal shows what systemd and mount.nfs4 wrote about a unit since a moment (the lines the
+// nfs package's failure messages are made from; its testdata/journal holds such lines).
+func logJournal(t *testing.T, unit string, since time.Time) {
+	t.Helper()
+	out, _ := exec.Command("journalctl", "-u", unit, "-o", "cat", "--no-pager", "-q", "--since", "@"+strconv.FormatInt(since.Unix(), 10)).CombinedOutput()
+	t.Logf("journal of %s:\n%s", unit, strings.TrimRight(string(out), "\n"))
+}
+
 func waitStopped(t *testing.T, base, user, admin string) {
 	t.Helper()
 	apiDoAt(t, base, "DELETE", "/hub/api/users/"+user+"/server", admin)
