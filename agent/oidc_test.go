@@ -178,7 +178,7 @@ func (u *standInUnits) State(ctx context.Context, unit string) (servers.UnitStat
 	return servers.UnitState{Unit: unit, ActiveState: "inactive"}, nil
 }
 
-func (u *standInUnits) Journal(ctx context.Context, unit string, lines int) ([]string, error) {
+func (u *standInUnits) Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error) {
 	return nil, nil
 }
 

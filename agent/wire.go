@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/gpu"
+	"github.com/jupyterhub-go/jupyterhub-go/nfs"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
 	"github.com/jupyterhub-go/jupyterhub-go/pam"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
@@ -86,12 +88,31 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 }
 
 // spawnSteps is the spawn pipeline after the hub's own credentials step, in order; stopping a
-// server runs it in reverse. A concern plugs in with one line here, before the unit.
+// server runs it in reverse. A concern plugs in with one line here, before the unit; a step the
+// configuration turns off is nil and left out.
 func spawnSteps(cfg config.Config, units *spawner.Manager, gpus *gpu.Allocator, log *slog.Logger) []servers.Step {
-	return []servers.Step{
-		gpu.NewStep(gpus, log), // the GPUs the server asks for: device nodes and CUDA_VISIBLE_DEVICES for its unit
+	return present(
+		nfsHomes(cfg, units, log), // the user's home mounted from NFS and checked as the user ([nfs] enabled)
+		gpu.NewStep(gpus, log),    // the GPUs the server asks for: device nodes and CUDA_VISIBLE_DEVICES for its unit
 		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID, hasGPUs(gpus))), // the server itself, as a transient unit
+	)
+}
+
+// present drops the steps that are turned off (nil).
+func present(steps ...servers.Step) []servers.Step {
+	return slices.DeleteFunc(steps, func(s servers.Step) bool { return s == nil })
+}
+
+// nfsHomes is the [nfs] step, sharing the spawner's D-Bus connection; nil unless it is enabled.
+func nfsHomes(cfg config.Config, units *spawner.Manager, log *slog.Logger) servers.Step {
+	n := cfg.NFS
+	if !n.Enabled {
+		return nil
 	}
+	return nfs.NewStep(units.Conn(), nfs.Options{
+		Server: n.Server, Export: n.Export, What: n.What, Where: n.Where, MountOptions: n.Options,
+		MountTimeout: n.MountTimeout.D(), UnmountAfter: n.UnmountAfter.D(), MinUID: cfg.Auth.PAM.MinUID,
+	}, log)
 }
 
 // stopServersOnLostAccess is auth.oidc.on_lost_access = "stop": the servers of a user who lost

@@ -139,7 +139,7 @@ func TestSystemdGPUDevices(t *testing.T) {
 		}
 		t.Logf("%s: DeviceAllow %q, CUDA_VISIBLE_DEVICES %q", name, job.DeviceAllow, job.Env["CUDA_VISIBLE_DEVICES"])
 		for {
-			lines, err := m.Journal(ctx, sv.Unit, 50)
+			lines, err := m.Journal(ctx, sv.Unit, 50, time.Time{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -49,6 +49,9 @@ type Spec struct {
 	// pseudo devices (/dev/null, /dev/zero, /dev/random, ttys, ...) and DeviceAllow; "strict"
 	// only DeviceAllow.
 	DevicePolicy string
+	// RequiresMountsFor are absolute paths (an NFS home) whose mount units the server needs:
+	// systemd starts the server after them and stops it if one of them is stopped.
+	RequiresMountsFor []string
 }
 
 // Sandbox holds the systemd.exec(5) hardening switches the hub exposes.
@@ -135,6 +138,10 @@ func dial(ctx context.Context) (*sd.Conn, error) {
 		return nil, context.Cause(ctx)
 	}
 }
+
+// Conn is the manager's connection to systemd, for concerns that start units of their own (the
+// nfs package's mount units) over the same bus connection.
+func (m *Manager) Conn() *sd.Conn { return m.conn }
 
 // Close closes the D-Bus connection. Running units are not affected.
 func (m *Manager) Close() error {
@@ -316,6 +323,14 @@ func unitProperties(spec Spec) ([]sd.Property, error) {
 	if policy != "" {
 		p = append(p, prop("DevicePolicy", policy))
 	}
+	if len(spec.RequiresMountsFor) > 0 {
+		for _, p := range spec.RequiresMountsFor {
+			if !strings.HasPrefix(p, "/") {
+				return nil, fmt.Errorf("RequiresMountsFor path %q is not absolute", p)
+			}
+		}
+		p = append(p, prop("RequiresMountsFor", spec.RequiresMountsFor))
+	}
 	if len(spec.DeviceAllow) > 0 {
 		var devs []deviceAllowEntry
 		for _, d := range spec.DeviceAllow {
@@ -452,9 +467,10 @@ func (m *Manager) List(ctx context.Context) ([]State, error) {
 	return out, nil
 }
 
-// Journal returns the unit's last lines of log, oldest first.
-func (m *Manager) Journal(ctx context.Context, unit string, lines int) ([]string, error) {
-	out, err := m.journal(ctx, unit, lines, time.Time{})
+// Journal returns the unit's last lines of log written since since (the zero time: any), oldest
+// first. journalctl takes whole seconds, so lines from earlier in since's second come too.
+func (m *Manager) Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error) {
+	out, err := m.journal(ctx, unit, lines, since)
 	if err != nil {
 		return nil, fmt.Errorf("journal of %s: %w", unit, err)
 	}

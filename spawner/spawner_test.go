@@ -10,8 +10,9 @@ func TestUnitProperties(t *testing.T) {
 	spec := Spec{
 		Unit: "jupyter-alice.service", User: "alice", Command: []string{"/bin/true"},
 		MemoryMax: 1 << 30, CPUQuota: 12.5, TasksMax: 100, Slice: "jupyterhub.slice",
-		Sandbox:     Sandbox{PrivateTmp: true, ProtectSystem: "strict", PrivateHome: "/home/alice", UMask: "0077"},
-		DeviceAllow: []string{"/dev/nvidia0 rw", "/dev/nvidiactl"},
+		Sandbox:           Sandbox{PrivateTmp: true, ProtectSystem: "strict", PrivateHome: "/home/alice", UMask: "0077"},
+		DeviceAllow:       []string{"/dev/nvidia0 rw", "/dev/nvidiactl"},
+		RequiresMountsFor: []string{"/home/alice"},
 	}
 	props, err := unitProperties(spec)
 	if err != nil {
@@ -38,6 +39,7 @@ func TestUnitProperties(t *testing.T) {
 		"ProtectHome":        "tmpfs",
 		"BindPaths":          "[{/home/alice /home/alice false 16384}]",
 		"UMask":              "63",
+		"RequiresMountsFor":  "[/home/alice]",
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %q, want %q", k, got[k], want)
@@ -53,7 +55,7 @@ func TestUnitProperties(t *testing.T) {
 	props, _ = unitProperties(Spec{Unit: "jupyter-a.service", User: "a", Command: []string{"/bin/true"}})
 	for _, p := range props {
 		switch p.Name {
-		case "MemoryMax", "CPUQuotaPerSecUSec", "TasksMax", "Slice", "DevicePolicy", "DeviceAllow", "ProtectHome", "BindPaths", "UMask":
+		case "MemoryMax", "CPUQuotaPerSecUSec", "TasksMax", "Slice", "DevicePolicy", "DeviceAllow", "ProtectHome", "BindPaths", "UMask", "RequiresMountsFor":
 			t.Errorf("%s set for a zero Spec", p.Name)
 		}
 	}
@@ -80,20 +82,21 @@ func TestDevicePolicyWithoutDeviceAllow(t *testing.T) {
 func TestUnitPropertiesRejects(t *testing.T) {
 	ok := Spec{Unit: "jupyter-a.service", User: "a", Command: []string{"/bin/true"}}
 	for name, mod := range map[string]func(*Spec){
-		"no user":       func(s *Spec) { s.User = "" },
-		"no command":    func(s *Spec) { s.Command = nil },
-		"empty argv0":   func(s *Spec) { s.Command = []string{""} },
-		"not service":   func(s *Spec) { s.Unit = "jupyter-a.scope" },
-		"bad unit":      func(s *Spec) { s.Unit = "jupyter a.service" },
-		"glob unit":     func(s *Spec) { s.Unit = "jupyter-*.service" },
-		"negative cpu":  func(s *Spec) { s.CPUQuota = -1 },
-		"nan cpu":       func(s *Spec) { s.CPUQuota = math.NaN() },
-		"bad device":    func(s *Spec) { s.DeviceAllow = []string{"/dev/a rw extra"} },
-		"empty device":  func(s *Spec) { s.DeviceAllow = []string{" "} },
-		"relative home": func(s *Spec) { s.Sandbox.PrivateHome = "home/a" },
-		"bad umask":     func(s *Spec) { s.Sandbox.UMask = "0999" },
-		"bad policy":    func(s *Spec) { s.DevicePolicy = "open" },
-		"wide umask":    func(s *Spec) { s.Sandbox.UMask = "7777" },
+		"no user":        func(s *Spec) { s.User = "" },
+		"no command":     func(s *Spec) { s.Command = nil },
+		"empty argv0":    func(s *Spec) { s.Command = []string{""} },
+		"not service":    func(s *Spec) { s.Unit = "jupyter-a.scope" },
+		"bad unit":       func(s *Spec) { s.Unit = "jupyter a.service" },
+		"glob unit":      func(s *Spec) { s.Unit = "jupyter-*.service" },
+		"negative cpu":   func(s *Spec) { s.CPUQuota = -1 },
+		"nan cpu":        func(s *Spec) { s.CPUQuota = math.NaN() },
+		"bad device":     func(s *Spec) { s.DeviceAllow = []string{"/dev/a rw extra"} },
+		"empty device":   func(s *Spec) { s.DeviceAllow = []string{" "} },
+		"relative home":  func(s *Spec) { s.Sandbox.PrivateHome = "home/a" },
+		"bad umask":      func(s *Spec) { s.Sandbox.UMask = "0999" },
+		"bad policy":     func(s *Spec) { s.DevicePolicy = "open" },
+		"wide umask":     func(s *Spec) { s.Sandbox.UMask = "7777" },
+		"relative mount": func(s *Spec) { s.RequiresMountsFor = []string{"home/a"} },
 	} {
 		s := ok
 		mod(&s)

@@ -139,5 +139,7 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 		Sandbox:          sandbox,
 		DeviceAllow:      slices.Clone(job.DeviceAllow),
 		DevicePolicy:     policy,
+		// Steps before this one mounted these (the NFS home); systemd orders the server after them.
+		RequiresMountsFor: append([]string(nil), job.RequiresMounts...),
 	}, nil
 }

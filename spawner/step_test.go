@@ -59,3 +59,18 @@ func TestStepPassesDevicesOn(t *testing.T) {
 		})
 	}
 }
+
+// A step before the unit (the NFS home) names the mounts the server needs; the unit gets them as
+// RequiresMountsFor=, so systemd orders the server after them.
+func TestStepPassesRequiredMounts(t *testing.T) {
+	step := NewStep(nil, StepOptions{Cmd: []string{"/bin/true"}})
+	job := servers.NewJob(store.User{Name: "nobody"}, store.Server{UserName: "nobody", Unit: "jupyter-nobody.service"})
+	job.RequiresMounts = append(job.RequiresMounts, "/nonexistent")
+	spec, err := step.spec(job)
+	if err != nil {
+		t.Skipf("no usable account nobody here: %v", err)
+	}
+	if len(spec.RequiresMountsFor) != 1 || spec.RequiresMountsFor[0] != "/nonexistent" {
+		t.Errorf("RequiresMountsFor = %q, want [/nonexistent]", spec.RequiresMountsFor)
+	}
+}

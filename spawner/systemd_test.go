@@ -309,7 +309,7 @@ func TestSystemdJournal(t *testing.T) {
 	want := []string{token + "-out", token + "-err"}
 	var lines []string
 	for {
-		lines, err = m.Journal(ctx, unit, 50)
+		lines, err = m.Journal(ctx, unit, 50, time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +329,7 @@ func TestSystemdJournal(t *testing.T) {
 		}
 	}
 	t.Logf("journal:\n%s", strings.Join(lines, "\n"))
-	if l, err := m.Journal(ctx, unit, 1); err != nil || len(l) != 1 {
+	if l, err := m.Journal(ctx, unit, 1, time.Time{}); err != nil || len(l) != 1 {
 		t.Errorf("Journal(1) = %q, %v", l, err)
 	}
 }

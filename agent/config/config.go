@@ -36,6 +36,7 @@ type Config struct {
 	Hub     Hub     `toml:"hub"`
 	Auth    Auth    `toml:"auth"`
 	Spawner Spawner `toml:"spawner"`
+	NFS     NFS     `toml:"nfs"`
 	GPU     GPU     `toml:"gpu"`
 	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
 	Roles []Role `toml:"role"`
@@ -227,6 +228,46 @@ type GPU struct {
 	DefaultQuota int `toml:"default_quota"`
 }
 
+// NFS is the [nfs] section: each user's home mounted from an NFS server (as a systemd mount unit)
+// before their server starts, and unmounted a while after the last of their servers stops.
+type NFS struct {
+	Enabled bool `toml:"enabled"`
+	// Server is the NFS server's host name or address; JUPYTER_NFS_IP in the hub's environment
+	// overrides it.
+	Server string `toml:"server"`
+	// Export is the directory on the server that holds the homes; JUPYTER_NFS_PATH in the hub's
+	// environment overrides it.
+	Export string `toml:"export"`
+	// What is what to mount for a user: {SERVER}, {EXPORT}, {USERNAME} and {UID} are replaced.
+	What string `toml:"what"`
+	// Where is the mount point: {USERNAME}, {UID} and {HOME} (the account's home) are replaced.
+	Where string `toml:"where"`
+	// Options are the mount options (mount.nfs4's -o).
+	Options string `toml:"options"`
+	// MountTimeout bounds mounting a home, and then checking the user can use it, each.
+	MountTimeout Duration `toml:"mount_timeout"`
+	// UnmountAfter is how long a home stays mounted after the user's last server stopped.
+	UnmountAfter Duration `toml:"unmount_after"`
+}
+
+// Environment variables of the seed setup that override keys when set (non-empty) in the hub's
+// environment; ApplyEnv applies them, Load calls it.
+const (
+	EnvNFSServer = "JUPYTER_NFS_IP"   // nfs.server
+	EnvNFSExport = "JUPYTER_NFS_PATH" // nfs.export
+)
+
+// ApplyEnv overrides keys with the seed setup's environment variables (EnvNFSServer, ...) that
+// lookup finds set and non-empty; an empty variable leaves the file's value.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
+	if v, ok := lookup(EnvNFSServer); ok && v != "" {
+		c.NFS.Server = v
+	}
+	if v, ok := lookup(EnvNFSExport); ok && v != "" {
+		c.NFS.Export = v
+	}
+}
+
 // Default returns the configuration an empty file produces.
 func Default() Config {
 	return Config{
@@ -280,14 +321,25 @@ func Default() Config {
 		},
 		// As gpu.DefaultConfig: GPUs offered where there are any, one per user, no waiting.
 		GPU: GPU{Enabled: true, DefaultQuota: 1},
+		NFS: NFS{
+			What:    "{SERVER}:{EXPORT}/{USERNAME}",
+			Where:   "{HOME}",
+			Options: "rw,hard,nosuid,nodev,timeo=600",
+			// A mount that has not finished in this time will not: mount.nfs4 would retry for two
+			// minutes while the user watches a spinner.
+			MountTimeout: Duration(30 * time.Second),
+			UnmountAfter: Duration(time.Minute),
+		},
 	}
 }
 
-// Load reads the file at path over the defaults. A missing file is an error only if mustExist.
+// Load reads the file at path over the defaults, then applies the environment's overrides
+// (ApplyEnv). A missing file is an error only if mustExist.
 func Load(path string, mustExist bool) (Config, error) {
 	cfg := Default()
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !mustExist {
+		cfg.ApplyEnv(os.LookupEnv)
 		return cfg, nil
 	}
 	if err != nil {
@@ -296,6 +348,7 @@ func Load(path string, mustExist bool) (Config, error) {
 	if err := Parse(data, &cfg); err != nil {
 		return cfg, fmt.Errorf("%s: %w", path, err)
 	}
+	cfg.ApplyEnv(os.LookupEnv)
 	return cfg, nil
 }
 
@@ -491,6 +544,9 @@ func (c *Config) Validate() error {
 	if _, _, err := c.Spawner.Ports(); err != nil {
 		bad("spawner.port_range", "%v", err)
 	}
+	if c.NFS.Enabled {
+		c.NFS.validate(c.Spawner.StartTimeout.D(), bad)
+	}
 
 	seen := map[string]bool{}
 	for i, r := range c.Roles {
@@ -608,6 +664,57 @@ func (c *Config) Notes() []string {
 	return notes
 }
 
+// validate checks [nfs] once it is enabled; the templates are tried with a sample user.
+func (n NFS) validate(startTimeout time.Duration, bad func(key, format string, args ...any)) {
+	uses := func(tmpl, ph string) bool { return strings.Contains(tmpl, "{"+ph+"}") }
+	placeholders := func(key, tmpl string, allowed ...string) bool {
+		for _, m := range placeholder.FindAllStringSubmatch(tmpl, -1) {
+			if !slices.Contains(allowed, m[1]) {
+				bad(key, "%q: unknown placeholder {%s}; use {%s}", tmpl, m[1], strings.Join(allowed, "}, {"))
+				return false
+			}
+		}
+		return true
+	}
+	if placeholders("nfs.what", n.What, "SERVER", "EXPORT", "USERNAME", "UID") {
+		if uses(n.What, "SERVER") {
+			switch {
+			case n.Server == "":
+				bad("nfs.server", "set the NFS server's host name or address (or %s in the hub's environment), e.g. \"nas.example.org\"", EnvNFSServer)
+			case strings.ContainsAny(n.Server, " \t\n/,"):
+				bad("nfs.server", "%q must be a host name or address, e.g. \"nas.example.org\" or \"10.0.0.5\"", n.Server)
+			case strings.Contains(n.Server, ":") && !strings.HasPrefix(n.Server, "["):
+				bad("nfs.server", "%q: write an IPv6 address in brackets, e.g. \"[2001:db8::5]\"", n.Server)
+			}
+		}
+		if uses(n.What, "EXPORT") && (!filepath.IsAbs(n.Export) || filepath.Clean(n.Export) != n.Export || strings.ContainsAny(n.Export, " \t\n,")) {
+			bad("nfs.export", "%q must be the exported directory as an absolute path without a trailing slash (or %s in the hub's environment), e.g. \"/srv/homes\"", n.Export, EnvNFSExport)
+		}
+		what := strings.NewReplacer("{SERVER}", "nas", "{EXPORT}", "/srv", "{USERNAME}", "alice", "{UID}", "1001").Replace(n.What)
+		host, path, ok := strings.Cut(what, ":/")
+		if !ok || host == "" || strings.HasPrefix(host, "/") || strings.ContainsAny(what, " \t\n,") || filepath.Clean("/"+path) != "/"+path {
+			bad("nfs.what", "%q must make \"host:/path\" (it made %q), e.g. \"{SERVER}:{EXPORT}/{USERNAME}\"", n.What, what)
+		}
+	}
+	if placeholders("nfs.where", n.Where, "USERNAME", "UID", "HOME") {
+		where := strings.NewReplacer("{HOME}", "/home/alice", "{USERNAME}", "alice", "{UID}", "1001").Replace(n.Where)
+		if !filepath.IsAbs(where) || filepath.Clean(where) != where || where == "/" || strings.ContainsAny(where, " \t\n") {
+			bad("nfs.where", "%q must make an absolute path other than / without a trailing slash (it made %q), e.g. \"{HOME}\" or \"/home/{USERNAME}\"", n.Where, where)
+		}
+	}
+	if strings.ContainsAny(n.Options, " \t\n") {
+		bad("nfs.options", "%q: separate mount options with commas, not spaces, e.g. \"rw,hard,timeo=600\"", n.Options)
+	}
+	if n.MountTimeout.D() < time.Second {
+		bad("nfs.mount_timeout", "%s is too short for any mount; use e.g. \"30s\"", n.MountTimeout.D())
+	} else if n.MountTimeout.D() >= startTimeout/2 {
+		bad("nfs.mount_timeout", "%s: mounting and then checking the home may take this long each, which leaves the server no time within spawner.start_timeout (%s); use less than half of it, or raise spawner.start_timeout", n.MountTimeout.D(), startTimeout)
+	}
+	if n.UnmountAfter < 0 {
+		bad("nfs.unmount_after", "must not be negative; \"0s\" unmounts as soon as the user's last server stops")
+	}
+}
+
 // OIDCRedirectURL is the callback URL the provider sends browsers back to.
 func (c *Config) OIDCRedirectURL() string {
 	if c.Auth.OIDC.RedirectURL != "" {
@@ -657,6 +764,8 @@ var (
 	// roleName is JupyterHub's rule for role names (jupyterhub/roles.py).
 	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	roleName    = regexp.MustCompile(`^[a-z][a-z0-9\-_~.]{1,253}[a-z0-9]$`)
+	// placeholder is a {NAME} in the nfs.what and nfs.where templates.
+	placeholder = regexp.MustCompile(`\{([^{}]*)\}`)
 )
 
 // ValidUsername reports whether name can be a hub user. Hub users are Unix accounts, so the rule is

@@ -77,22 +77,32 @@ func TestUnknownKeyIsNamed(t *testing.T) {
 
 func TestBadValuesNameKeyAndFix(t *testing.T) {
 	cases := map[string]string{
-		"[hub]\nlisten = \"8000\"":                     "hub.listen",
-		"[hub]\nbase_url = \"jupyter\"":                "hub.base_url",
-		"[hub]\ntrusted_proxies = [\"10.0.0.300\"]":    "hub.trusted_proxies",
-		"[auth]\nmethod = \"ldap\"":                    "auth.method",
-		"[spawner]\ncmd = [\"jupyterhub-singleuser\"]": "spawner.cmd",
-		"[spawner]\nslice = \"users\"":                 "spawner.slice",
-		"[spawner]\nport_range = \"80-90\"":            "spawner.port_range",
-		"[spawner]\nmemory_max = \"lots\"":             "memory_max",
-		"[spawner]\nstart_timeout = \"soon\"":          "start_timeout",
-		"[gpu]\ndefault_quota = -1":                    "gpu.default_quota",
-		"[gpu]\nquota = { students = -2 }":             "gpu.quota.students",
-		"[gpu]\nquota = { \"/jupyter-users\" = 1 }":    `gpu.quota."/jupyter-users": write the group without Keycloak's leading "/" ("jupyter-users")`,
-		"[gpu]\nquota = { \" \" = 1 }":                 "gpu.quota: a group name is empty",
-		"[gpu]\nqueue = \"yes\"":                       "queue",
-		"[gpu]\nquotas = {}":                           "gpu.quotas",
-		"[hub]\nauthenticate_metrics = 0":              "authenticate_metrics",
+		"[hub]\nlisten = \"8000\"":                                       "hub.listen",
+		"[hub]\nbase_url = \"jupyter\"":                                  "hub.base_url",
+		"[hub]\ntrusted_proxies = [\"10.0.0.300\"]":                      "hub.trusted_proxies",
+		"[auth]\nmethod = \"ldap\"":                                      "auth.method",
+		"[spawner]\ncmd = [\"jupyterhub-singleuser\"]":                   "spawner.cmd",
+		"[spawner]\nslice = \"users\"":                                   "spawner.slice",
+		"[spawner]\nport_range = \"80-90\"":                              "spawner.port_range",
+		"[spawner]\nmemory_max = \"lots\"":                               "memory_max",
+		"[spawner]\nstart_timeout = \"soon\"":                            "start_timeout",
+		"[gpu]\ndefault_quota = -1":                                      "gpu.default_quota",
+		"[gpu]\nquota = { students = -2 }":                               "gpu.quota.students",
+		"[gpu]\nquota = { \"/jupyter-users\" = 1 }":                      `gpu.quota."/jupyter-users": write the group without Keycloak's leading "/" ("jupyter-users")`,
+		"[gpu]\nquota = { \" \" = 1 }":                                   "gpu.quota: a group name is empty",
+		"[gpu]\nqueue = \"yes\"":                                         "queue",
+		"[gpu]\nquotas = {}":                                             "gpu.quotas",
+		"[hub]\nauthenticate_metrics = 0":                                "authenticate_metrics",
+		"[nfs]\nenabled = true\nexport = \"/srv\"":                       "nfs.server",
+		"[nfs]\nenabled = true\nserver = \"nas\"":                        "nfs.export",
+		"[nfs]\nenabled = true\nserver = \"nas\"\nexport = \"/srv/\"":    "nfs.export",
+		"[nfs]\nenabled = true\nserver = \"fe80::1\"\nexport = \"/srv\"": "in brackets",
+		"[nfs]\nenabled = true\nserver = \"nas\"\nexport = \"/srv\"\nwhat = \"{SERVER}:{USER}\"":     "unknown placeholder {USER}",
+		"[nfs]\nenabled = true\nserver = \"nas\"\nexport = \"/srv\"\nwhat = \"{EXPORT}/{USERNAME}\"": "nfs.what",
+		"[nfs]\nenabled = true\nserver = \"nas\"\nexport = \"/srv\"\nwhere = \"home/{USERNAME}\"":    "nfs.where",
+		"[nfs]\nenabled = true\nserver = \"nas\"\nexport = \"/srv\"\noptions = \"rw, hard\"":         "nfs.options",
+		"[nfs]\nenabled = true\nserver = \"nas\"\nexport = \"/srv\"\nmount_timeout = \"60s\"":        "spawner.start_timeout",
+		"[nfs]\nenabled = true\nserver = \"nas\"\nexport = \"/srv\"\nunmount_after = \"-1s\"":        "nfs.unmount_after",
 	}
 	for src, key := range cases {
 		cfg := Default()
@@ -338,5 +348,53 @@ func TestLostAccessAndRefreshAgeAreChecked(t *testing.T) {
 	cfg.Auth.Method, cfg.Hub.PublicURL, cfg.Auth.OIDC.Issuer = "oidc", "https://jupyter.example.org", "https://sso.example.org/realms/x"
 	if err := Parse([]byte("[auth.oidc]\non_lost_access = \"keep\"\nrefresh_age = \"0\""), &cfg); err != nil || cfg.Validate() != nil {
 		t.Errorf("keep and 0 refused: %v %v", err, cfg.Validate())
+	}
+}
+
+// [nfs] is checked only once it is enabled; enabled with a server and an export, the defaults
+// make a working mount of {SERVER}:{EXPORT}/{USERNAME} on the passwd home.
+func TestNFSSection(t *testing.T) {
+	cfg := Default()
+	if err := Parse([]byte("[nfs]\nserver = \"has spaces\"\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("a disabled [nfs] was checked: %v", err)
+	}
+	cfg = Default()
+	if err := Parse([]byte("[nfs]\nenabled = true\nserver = \"nas.example.org\"\nexport = \"/srv/homes\"\nunmount_after = \"0s\"\n"), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("enabled [nfs] with server and export: %v", err)
+	}
+	if cfg.NFS.What != "{SERVER}:{EXPORT}/{USERNAME}" || cfg.NFS.Where != "{HOME}" || cfg.NFS.MountTimeout.D() != 30*time.Second {
+		t.Errorf("nfs defaults: %+v", cfg.NFS)
+	}
+}
+
+// The seed setup's JUPYTER_NFS_IP and JUPYTER_NFS_PATH override nfs.server and nfs.export when
+// they are set and not empty.
+func TestNFSEnvironmentOverrides(t *testing.T) {
+	env := map[string]string{"JUPYTER_NFS_IP": "10.0.0.5", "JUPYTER_NFS_PATH": ""}
+	cfg := Default()
+	cfg.NFS.Server, cfg.NFS.Export = "nas", "/srv/homes"
+	cfg.ApplyEnv(func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if cfg.NFS.Server != "10.0.0.5" || cfg.NFS.Export != "/srv/homes" {
+		t.Errorf("after the environment: server %q export %q, want 10.0.0.5 and the file's /srv/homes", cfg.NFS.Server, cfg.NFS.Export)
+	}
+	dir := t.TempDir()
+	path := dir + "/config.toml"
+	if err := os.WriteFile(path, []byte("[nfs]\nserver = \"nas\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("JUPYTER_NFS_IP", "192.0.2.7")
+	t.Setenv("JUPYTER_NFS_PATH", "/export/home")
+	cfg, err := Load(path, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NFS.Server != "192.0.2.7" || cfg.NFS.Export != "/export/home" {
+		t.Errorf("Load did not apply the environment: %+v", cfg.NFS)
 	}
 }

@@ -342,6 +342,6 @@ func (u *Units) State(ctx context.Context, name string) (servers.UnitState, erro
 }
 
 // Journal is empty: stand-in units log nothing.
-func (u *Units) Journal(ctx context.Context, unit string, lines int) ([]string, error) {
+func (u *Units) Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error) {
 	return nil, nil
 }

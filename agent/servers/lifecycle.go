@@ -76,7 +76,9 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 			reason = "Spawn cancelled"
 		}
 		time.Sleep(300 * time.Millisecond) // let journald catch the unit's last words
-		journal, _ := m.units.Journal(context.WithoutCancel(ctx), sv.Unit, 20)
+		// Only this spawn's lines: a step before the unit (an NFS home) may fail before the
+		// unit ever ran, and the server's log from its last run would explain nothing.
+		journal, _ := m.units.Journal(context.WithoutCancel(ctx), sv.Unit, 20, start)
 		m.log.Warn("spawn failed", "user", u.Name, "server", sv.Name, "step", stepName, "err", reason, "journal", strings.Join(journal, "\n"))
 		undo := context.WithoutCancel(ctx)
 		for j := undoFrom; j >= 0; j-- {

@@ -12,6 +12,8 @@ import (
 // stops that a crash interrupted and spawns it cut short are stopped, through the same teardown
 // as any stop (the steps' stop halves release credentials, ...); units nobody knows are stopped.
 //
+// Steps that keep state of their own (StepReconciler) are reconciled last.
+//
 // Only the adopting happens before Reconcile returns: the stops run in the background, as Stop's
 // do, so that a unit that ignores SIGTERM for the whole stop timeout does not keep the hub (and
 // the router everyone else needs) from listening. Until a stop is done its server reads as
@@ -65,6 +67,13 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 					m.log.Error("stop unowned unit", "unit", u.Unit, "err", err)
 				}
 			}()
+		}
+	}
+	for _, step := range m.steps {
+		if r, ok := step.(StepReconciler); ok {
+			if err := r.ReconcileStep(ctx); err != nil {
+				m.log.Error("reconcile spawn step", "step", step.Name(), "err", err)
+			}
 		}
 	}
 	m.log.Info("reconciled with systemd", "adopted", adopted, "stopping", stopping, "records", len(servers), "units", len(units))

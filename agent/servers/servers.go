@@ -23,6 +23,10 @@
 //     store.Server.
 //  2. Add one line for it in the step list in agent (spawnSteps in agent/wire.go), before the unit.
 //
+// A step that needs the server's unit to wait for a mount adds the path to Job.RequiresMounts. A
+// step whose state outlives one server (a mount all of a user's servers share) can also implement
+// StepReconciler, to find that state again after a hub restart.
+//
 // TestStepsRunInOrderAndUndoInReverse in this package pins this contract down.
 //
 // # The start timeout and queues
@@ -55,7 +59,8 @@ type Units interface {
 	List(ctx context.Context) ([]UnitState, error)
 	State(ctx context.Context, unit string) (UnitState, error)
 	Stop(ctx context.Context, unit string) error
-	Journal(ctx context.Context, unit string, lines int) ([]string, error)
+	// Journal returns the unit's last lines of log written since since (the zero time: any).
+	Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error)
 }
 
 // UnitState is a unit's state as systemd reports it.

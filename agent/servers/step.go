@@ -17,6 +17,15 @@ type Step interface {
 	Stop(ctx context.Context, sv store.Server) error
 }
 
+// StepReconciler is a Step that keeps state of its own beyond one server's record, such as an NFS
+// home that all of a user's servers share and that is unmounted a while after the last one stops.
+// A hub that was killed forgets its timers; Reconcile calls ReconcileStep on every such step once
+// the records and the units agree again (running servers adopted, the others' stops under way),
+// so the step can pick up what it finds on the system. Errors are logged, not fatal.
+type StepReconciler interface {
+	ReconcileStep(ctx context.Context) error
+}
+
 // Job is what the steps of one spawn share.
 type Job struct {
 	User   store.User
@@ -28,6 +37,10 @@ type Job struct {
 	// ("/dev/nvidia0 rw"). They travel on the job because one step grants them (gpu) and another
 	// enforces them (the unit), and neither knows the other; the core only carries them.
 	DeviceAllow []string
+	// RequiresMounts are paths the server needs mounted, e.g. an NFS home a step has just mounted.
+	// The unit step gives them to systemd as RequiresMountsFor=, so systemd itself orders the
+	// server after those mounts (and stops it should one be unmounted under it).
+	RequiresMounts []string
 
 	progress *Progress
 	clock    *startClock // nil in jobs made by NewJob

@@ -397,3 +397,66 @@ func TestTimeInAQueueDoesNotCountAgainstTheStartTimeout(t *testing.T) {
 		t.Errorf("stopped while queued: last event %+v, want the spawn cancelled", ev)
 	}
 }
+
+// keeper is a step with state of its own (like an NFS home shared by a user's servers): it
+// notes when the core reconciles it.
+type keeper struct {
+	recorder
+}
+
+func (k *keeper) ReconcileStep(ctx context.Context) error {
+	k.log.add("reconcile " + k.name)
+	return nil
+}
+
+// A step that implements StepReconciler hears from a restarted hub once the running servers are
+// adopted again, so it can pick up what it left on the system (a mount waiting to be unmounted).
+func TestReconcileReachesStepsWithStateOfTheirOwn(t *testing.T) {
+	dir, units := t.TempDir(), hubtest.NewUnits()
+	c := newCore(t, dir, units, &recorder{name: "vault", log: &journal{}})
+	if ev := c.spawn(); !ev.Ready {
+		t.Fatalf("spawn failed: %s", ev.Message)
+	}
+	log := &journal{}
+	restarted := newCore(t, dir, units, &keeper{recorder{name: "home", log: log}})
+	if err := restarted.m.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := restarted.m.Route("alice", ""); !ok {
+		t.Error("the running server was not adopted before the steps were reconciled")
+	}
+	if got := log.take(); !slices.Equal(got, []string{"reconcile home"}) {
+		t.Errorf("steps saw %q, want one reconcile of the home step", got)
+	}
+}
+
+// oldLog is a unit manager whose unit logged an hour ago, on its last run.
+type oldLog struct {
+	*hubtest.Units
+	at time.Time
+}
+
+func (o oldLog) Journal(ctx context.Context, unit string, lines int, since time.Time) ([]string, error) {
+	if since.After(o.at) {
+		return nil, nil
+	}
+	return []string{"last run's marker line"}, nil
+}
+
+// A step before the unit that fails (an NFS home) must not show the server's log from its last
+// run as if it explained the failure: only what the unit logged since this spawn began counts.
+func TestAFailedSpawnShowsOnlyItsOwnLogLines(t *testing.T) {
+	c := newCore(t, t.TempDir(), hubtest.NewUnits())
+	units := oldLog{hubtest.NewUnits(), time.Now().Add(-time.Hour)}
+	c.m = servers.New(context.Background(), c.st, units, []servers.Step{&recorder{name: "home", log: &journal{}, fail: true}, units.Step()}, servers.Options{
+		UnitName: func(user, server string) string { return "jupyter-" + user + ".service" },
+		PortLow:  40000, PortHigh: 49000, StartTimeout: 20 * time.Second, StopTimeout: 10 * time.Second,
+	})
+	ev := c.spawn()
+	if !ev.Failed || !strings.Contains(ev.Message, "home is out of order") {
+		t.Fatalf("last event %+v", ev)
+	}
+	if strings.Contains(ev.Message, "last run's marker line") {
+		t.Errorf("the failure shows the server's log from an earlier run:\n%s", ev.Message)
+	}
+}

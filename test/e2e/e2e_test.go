@@ -48,6 +48,7 @@ type hub struct {
 	logPath string
 	cmd     *exec.Cmd
 	addr    string
+	env     []string // more environment for the hub process, e.g. JUPYTER_NFS_IP=...
 }
 
 func writeConfig(t *testing.T, dir, body string) string {
@@ -59,9 +60,9 @@ func writeConfig(t *testing.T, dir, body string) string {
 	return p
 }
 
-func startHub(t *testing.T, cfgPath, addr string) *hub {
+func startHub(t *testing.T, cfgPath, addr string, env ...string) *hub {
 	t.Helper()
-	h := &hub{t: t, cfgPath: cfgPath, logPath: cfgPath + ".log", addr: addr}
+	h := &hub{t: t, cfgPath: cfgPath, logPath: cfgPath + ".log", addr: addr, env: env}
 	h.start()
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -82,7 +83,7 @@ func (h *hub) start() {
 	}
 	h.cmd = exec.Command(os.Getenv("JHGO_BIN"), "--config", h.cfgPath, "serve")
 	h.cmd.Stdout, h.cmd.Stderr = logf, logf
-	h.cmd.Env = os.Environ() // on bookworm, JUPYTERHUB_SINGLEUSER_APP picks the classic notebook (run-tests.sh)
+	h.cmd.Env = append(os.Environ(), h.env...) // on bookworm, JUPYTERHUB_SINGLEUSER_APP picks the classic notebook (run-tests.sh)
 	if err := h.cmd.Start(); err != nil {
 		h.t.Fatal(err)
 	}
