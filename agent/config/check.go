@@ -33,7 +33,8 @@ func (p Problem) String() string {
 	return b.String()
 }
 
-// Check reads the file at path over the defaults, as Load does, and returns the configuration
+// Check reads the file at path over the defaults and the environment's overrides, as Load does,
+// and returns the configuration
 // with every problem it finds at once: unknown keys (with the key probably meant), then the
 // values Validate refuses, each with the line it is on. A missing file is a problem only if
 // mustExist.
@@ -41,6 +42,7 @@ func Check(path string, mustExist bool) (Config, []Problem) {
 	cfg := Default()
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) && !mustExist {
+		cfg.ApplyEnv(os.LookupEnv)
 		return cfg, problemsOf(cfg.Validate(), nil)
 	}
 	if err != nil {
@@ -77,7 +79,9 @@ func Check(path string, mustExist bool) (Config, []Problem) {
 			out = append(out, Problem{Line: lines[k], Key: k, Message: msg})
 		}
 	}
-	// The rest of the file was read: its values are checked too (a blanked line keeps its default).
+	// The rest of the file was read: its values are checked too (a blanked line keeps its
+	// default), with the environment's overrides applied as Load applies them.
+	cfg.ApplyEnv(os.LookupEnv)
 	all := append(out, problemsOf(cfg.Validate(), lines)...)
 	sort.SliceStable(all, func(i, j int) bool { return all[i].Line > 0 && (all[j].Line == 0 || all[i].Line < all[j].Line) })
 	return cfg, all

@@ -56,3 +56,15 @@ func TestCheckFindsTheValueProblemsBesideUnknownKeys(t *testing.T) {
 		t.Errorf("a key in the wrong table: did you mean %q", m)
 	}
 }
+
+// serve and check-config read the file through Check: the seeds' JUPYTER_NFS_* variables must
+// reach the configuration there too, as through Load.
+func TestCheckAppliesTheEnvironment(t *testing.T) {
+	t.Setenv(EnvNFSServer, "192.0.2.9")
+	path := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(path, []byte("[nfs]\nserver = \"nas\"\n"), 0o600)
+	cfg, problems := Check(path, true)
+	if cfg.NFS.Server != "192.0.2.9" || len(problems) != 0 {
+		t.Errorf("nfs.server %q, problems %v", cfg.NFS.Server, problems)
+	}
+}
