@@ -301,8 +301,8 @@ unmount_after = "%s"
 		if last := events[len(events)-1]; !last.Ready {
 			t.Fatalf("alice's spawn did not become ready: %s", last.Message)
 		}
-		if resp, _ := alice.get("/user/alice/tree"); resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {
-			t.Fatalf("/user/alice/tree ended at %s with %d", resp.Request.URL, resp.StatusCode)
+		if resp, _ := alice.get(ui("alice")); resp.StatusCode != 200 || resp.Request.URL.Path != ui("alice") {
+			t.Fatalf("%s ended at %s with %d", ui("alice"), resp.Request.URL, resp.StatusCode)
 		}
 		return msgs
 	}
@@ -378,8 +378,8 @@ unmount_after = "%s"
 		pid := unitProps(t, prefix+"-alice.service")["MainPID"]
 		h.signal(syscall.SIGKILL)
 		h.start()
-		if resp, _ := alice.get("/user/alice/tree"); resp.StatusCode != 200 || resp.Request.URL.Path != "/user/alice/tree" {
-			t.Errorf("after the restart /user/alice/tree ended at %s with %d", resp.Request.URL, resp.StatusCode)
+		if resp, _ := alice.get(ui("alice")); resp.StatusCode != 200 || resp.Request.URL.Path != ui("alice") {
+			t.Errorf("after the restart %s ended at %s with %d", ui("alice"), resp.Request.URL, resp.StatusCode)
 		}
 		if p := unitProps(t, prefix+"-alice.service"); p["MainPID"] != pid {
 			t.Errorf("server respawned (MainPID %v, was %v)", p["MainPID"], pid)
