@@ -157,6 +157,25 @@ type shareRequest struct {
 	Scopes []string `json:"scopes"`
 }
 
+// shareRequestOf reads a grant or revoke: the server in the path, for a caller holding shares on
+// it, and a body naming exactly one user or group.
+func (a *API) shareRequestOf(w http.ResponseWriter, r *http.Request, c *auth.Caller) (store.Server, shareRequest, bool) {
+	var body shareRequest
+	sv, ok := a.sharedServerOf(w, r, c, "shares")
+	if !ok {
+		return sv, body, false
+	}
+	if err := a.decodeModel(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return sv, body, false
+	}
+	if (body.User == "") == (body.Group == "") {
+		web.Error(w, http.StatusBadRequest, "specify exactly one of user or group")
+		return sv, body, false
+	}
+	return sv, body, true
+}
+
 // serverScopes applies the server filter to the scopes of a share, as JupyterHub's
 // Share._apply_filter: a bare scope gets it, a scope filtered to another object is refused.
 func serverScopes(req []string, owner, server string) ([]string, error) {
@@ -193,17 +212,8 @@ func mayGrant(w http.ResponseWriter, c *auth.Caller, sv store.Server, granted []
 }
 
 func (a *API) grantShare(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-	sv, ok := a.sharedServerOf(w, r, c, "shares")
+	sv, body, ok := a.shareRequestOf(w, r, c)
 	if !ok {
-		return
-	}
-	var body shareRequest
-	if err := a.decodeModel(w, r, &body); err != nil {
-		a.writeErr(w, err)
-		return
-	}
-	if (body.User == "") == (body.Group == "") {
-		web.Error(w, http.StatusBadRequest, "specify exactly one of user or group")
 		return
 	}
 	granted, err := serverScopes(body.Scopes, sv.UserName, sv.Name)
@@ -246,17 +256,8 @@ func (a *API) grantShare(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 }
 
 func (a *API) revokeShare(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-	sv, ok := a.sharedServerOf(w, r, c, "shares")
+	sv, body, ok := a.shareRequestOf(w, r, c)
 	if !ok {
-		return
-	}
-	var body shareRequest
-	if err := a.decodeModel(w, r, &body); err != nil {
-		a.writeErr(w, err)
-		return
-	}
-	if (body.User == "") == (body.Group == "") {
-		web.Error(w, http.StatusBadRequest, "specify exactly one of user or group")
 		return
 	}
 	var userID int64

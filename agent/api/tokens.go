@@ -130,39 +130,38 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, c *auth.Caller
 	web.JSON(w, http.StatusCreated, m)
 }
 
-func (a *API) getToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-	u, ok := a.targetUser(w, r, c, "read:tokens")
+// userToken loads the token {id} of the user in the path, for a caller holding scope on them.
+// A server's own token is not the user's to see or delete: it is 404 like a missing one.
+func (a *API) userToken(w http.ResponseWriter, r *http.Request, c *auth.Caller, scope string) (store.User, store.Token, bool) {
+	u, ok := a.targetUser(w, r, c, scope)
 	if !ok {
-		return
+		return u, store.Token{}, false
 	}
 	id, ok := store.ParseAPIID(r.PathValue("id"))
-	if !ok {
-		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
-		return
+	var t store.Token
+	var err error
+	if ok {
+		t, err = a.store.TokenByID(r.Context(), u.ID, id)
 	}
-	t, err := a.store.TokenByID(r.Context(), u.ID, id)
-	if err != nil || t.Kind == store.KindServer {
+	if !ok || err != nil || t.Kind == store.KindServer {
 		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
-		return
+		return u, t, false
 	}
-	web.JSON(w, http.StatusOK, a.tokenModel(r.Context(), u, t))
+	return u, t, true
+}
+
+func (a *API) getToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
+	if u, t, ok := a.userToken(w, r, c, "read:tokens"); ok {
+		web.JSON(w, http.StatusOK, a.tokenModel(r.Context(), u, t))
+	}
 }
 
 func (a *API) deleteToken(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-	u, ok := a.targetUser(w, r, c, "tokens")
+	u, t, ok := a.userToken(w, r, c, "tokens")
 	if !ok {
 		return
 	}
-	id, ok := store.ParseAPIID(r.PathValue("id"))
-	if !ok {
-		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
-		return
-	}
-	if t, err := a.store.TokenByID(r.Context(), u.ID, id); err != nil || t.Kind == store.KindServer {
-		web.Error(w, http.StatusNotFound, "no such token %q", r.PathValue("id"))
-		return
-	}
-	if err := a.store.DeleteToken(r.Context(), u.ID, id); err != nil {
+	if err := a.store.DeleteToken(r.Context(), u.ID, t.ID); err != nil {
 		a.writeErr(w, err)
 		return
 	}
