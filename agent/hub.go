@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -244,6 +245,24 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if _, ok := c.LocalAddr().(*net.UnixAddr); ok {
+				return web.OverProxySocket(ctx)
+			}
+			return ctx
+		},
+	}
+	var sock net.Listener
+	if path := h.cfg.Hub.ProxySocket; path != "" {
+		var group string
+		if sock, group, err = listenProxySocket(path, h.cfg.Hub.ProxySocketGroup, user.LookupGroup); err != nil {
+			ln.Close()
+			return err
+		}
+		if group == "" {
+			h.log.Warn("the proxy socket is root's alone: no www-data, http or nginx group here; set hub.proxy_socket_group to your reverse proxy's group", "socket", path)
+		}
+		h.log.Info("hub listening for the reverse proxy", "socket", path, "group", group)
 	}
 	chores := make(chan struct{})
 	go func() { h.servers.Run(ctx); close(chores) }()
@@ -251,8 +270,11 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if sock != nil {
+		go func() { errc <- srv.Serve(sock) }()
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -97,7 +97,16 @@ type Hub struct {
 	DataDir string `toml:"data_dir"`
 	// APIURL is the hub API as user servers reach it; "" derives it from Listen.
 	APIURL string `toml:"api_url"`
-	// TrustedProxies are the networks whose X-Forwarded-* headers are believed.
+	// ProxySocket is a unix socket the hub listens on besides Listen, for the reverse proxy on this
+	// host (the shipped nginx site connects to it). Only the proxy's group may connect, so
+	// X-Forwarded-* headers that arrive over it are the proxy's own; over TCP, loopback included,
+	// they could come from any user's server on this host. "" listens on TCP only.
+	ProxySocket string `toml:"proxy_socket"`
+	// ProxySocketGroup owns ProxySocket (mode 0660); "" picks the group the distribution's nginx
+	// workers run as: www-data (Debian, Ubuntu), http (Arch) or nginx, whichever exists.
+	ProxySocketGroup string `toml:"proxy_socket_group"`
+	// TrustedProxies are the TCP networks whose X-Forwarded-* headers are believed. Empty by
+	// default: user code on this host connects from loopback too.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// CookieMaxAge bounds browser logins and the OAuth tokens issued to user servers.
 	CookieMaxAge Duration `toml:"cookie_max_age"`
@@ -272,14 +281,14 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 func Default() Config {
 	return Config{
 		Hub: Hub{
-			Listen:         "127.0.0.1:8000",
-			BaseURL:        "/",
-			DataDir:        "/var/lib/jupyterhub-go",
-			TrustedProxies: []string{"127.0.0.1/32", "::1/128"},
-			CookieMaxAge:   Duration(14 * 24 * time.Hour),
-			LogLevel:       "info",
-			MaxBodyBytes:   1 << 20,
-			BodyTimeout:    Duration(30 * time.Second),
+			Listen:       "127.0.0.1:8000",
+			BaseURL:      "/",
+			DataDir:      "/var/lib/jupyterhub-go",
+			ProxySocket:  "/run/jupyterhub-go.sock",
+			CookieMaxAge: Duration(14 * 24 * time.Hour),
+			LogLevel:     "info",
+			MaxBodyBytes: 1 << 20,
+			BodyTimeout:  Duration(30 * time.Second),
 
 			AuthenticateMetrics: true,
 		},
@@ -446,6 +455,9 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.Hub.DataDir) {
 		bad("hub.data_dir", "%q must be an absolute path", c.Hub.DataDir)
+	}
+	if c.Hub.ProxySocket != "" && !filepath.IsAbs(c.Hub.ProxySocket) {
+		bad("hub.proxy_socket", "%q must be an absolute path (e.g. \"/run/jupyterhub-go.sock\"), or empty for TCP only", c.Hub.ProxySocket)
 	}
 	for _, p := range c.Hub.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {

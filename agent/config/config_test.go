@@ -136,7 +136,7 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Spawner.Env, want.Spawner.Args, want.Auth.AdminUsers, want.Auth.AdminGroups = map[string]string{}, []string{}, []string{}, []string{}
-	want.Auth.AllowedUsers, want.Auth.AllowedGroups = []string{}, []string{}
+	want.Auth.AllowedUsers, want.Auth.AllowedGroups, want.Hub.TrustedProxies = []string{}, []string{}, []string{}
 	want.Auth.OIDC.AuthParams = map[string]string{}
 	want.GPU.Quota = map[string]int{}
 	if !reflect.DeepEqual(cfg, want) {

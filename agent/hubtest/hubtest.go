@@ -58,6 +58,7 @@ func NewWith(t testing.TB, o Options) *Hub {
 	cfg := config.Default()
 	cfg.Hub.DataDir = t.TempDir()
 	cfg.Hub.MaxBodyBytes = 4096
+	cfg.Hub.ProxySocket = "" // tests that want one choose a path short enough for a unix socket
 	for _, f := range o.Config {
 		f(&cfg)
 	}
