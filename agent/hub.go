@@ -54,6 +54,8 @@ type Deps struct {
 	Store *store.Store
 	// Close is called by Hub.Close after the store is closed (e.g. to shut NVML down).
 	Close []func() error
+	// AfterStep is servers.Options.AfterStep (the crash tests' seam; see crashAfter).
+	AfterStep func(step, half string)
 }
 
 // Hub is the running daemon.
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
 		PortLow:  lo, PortHigh: hi,
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
-		Logger: log,
+		Logger: log, AfterStep: deps.AfterStep,
 	})
 	var authOpts auth.Options
 	if cfg.Auth.OIDC.OnLostAccess == "stop" {

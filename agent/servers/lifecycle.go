@@ -103,11 +103,13 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 			failed(i, step.Name(), err)
 			return
 		}
+		m.afterStep(step.Name(), "start")
 	}
 	if err := m.waitUp(ctx, sv); err != nil {
 		failed(len(m.steps)-1, "ready", err)
 		return
 	}
+	m.afterStep("ready", "start")
 	m.mu.Lock()
 	if m.stops[sv.ID] != nil {
 		// A stop came between the server answering and here: it owns the record now and tears
@@ -258,8 +260,15 @@ func (m *Manager) teardown(ctx context.Context, sv store.Server) error {
 		if err := m.steps[i].Stop(ctx, sv); err != nil {
 			return fmt.Errorf("%s: %w", m.steps[i].Name(), err)
 		}
+		m.afterStep(m.steps[i].Name(), "stop")
 	}
 	return nil
+}
+
+func (m *Manager) afterStep(step, half string) {
+	if m.opts.AfterStep != nil {
+		m.opts.AfterStep(step, half)
+	}
 }
 
 // pickPort finds a free loopback port in the port range that no other server holds.

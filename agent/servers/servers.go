@@ -91,6 +91,11 @@ type Options struct {
 	StopTimeout  time.Duration // bounds stopping a server
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
 	Logger       *slog.Logger
+	// AfterStep, if set, is called each time a step's start or stop half has succeeded (half
+	// "start" or "stop"; step "ready" once the server answers). It is the seam the crash tests
+	// kill the hub at (agent's JHGO_CRASH_AFTER), to show that a hub dying between any two
+	// steps leaves nothing behind once it starts again.
+	AfterStep func(step, half string)
 }
 
 // Route is where a running server listens.
