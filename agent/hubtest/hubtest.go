@@ -50,6 +50,9 @@ type Options struct {
 	// real allocator and gpu step, wired as agent.Open wires them, with the [gpu] section of the
 	// configuration. nil is a hub without GPUs, whose servers' requests for them go unread.
 	GPUs *gpu.NVML
+	// AfterStep is servers.Options.AfterStep: a test that calls runtime.Goexit from it ends
+	// that spawn or stop there, as a hub SIGKILLed at that point would.
+	AfterStep func(step, half string)
 }
 
 // NewWith is New with more changed than the configuration.
@@ -79,6 +82,7 @@ func NewWith(t testing.TB, o Options) *Hub {
 		deps.Store, deps.GPUs = st, alloc
 		deps.Steps = []servers.Step{gpu.NewStep(alloc, log), units.Step()}
 	}
+	deps.AfterStep = o.AfterStep
 	h, err := agent.New(ctx, cfg, deps)
 	if err != nil {
 		t.Fatal(err)
