@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,9 @@ type Options struct {
 	// real allocator and gpu step, wired as agent.Open wires them, with the [gpu] section of the
 	// configuration. nil is a hub without GPUs, whose servers' requests for them go unread.
 	GPUs *gpu.NVML
+	// Steps run before the stand-in unit (and after the gpu step), as a concern's steps do: a
+	// test's step that fails a spawn, say.
+	Steps []servers.Step
 }
 
 // NewWith is New with more changed than the configuration.
@@ -64,7 +68,7 @@ func NewWith(t testing.TB, o Options) *Hub {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	units, passwords := NewUnits(), &Passwords{m: map[string]string{}}
-	deps := agent.Deps{Auth: passwords, Units: units, Steps: []servers.Step{units.Step()}, Logger: log}
+	deps := agent.Deps{Auth: passwords, Units: units, Steps: append(slices.Clip(o.Steps), units.Step()), Logger: log}
 	if o.GPUs != nil {
 		st, err := agent.OpenStore(ctx, cfg)
 		if err != nil {
@@ -76,7 +80,7 @@ func NewWith(t testing.TB, o Options) *Hub {
 			t.Fatal(err)
 		}
 		deps.Store, deps.GPUs = st, alloc
-		deps.Steps = []servers.Step{gpu.NewStep(alloc, log), units.Step()}
+		deps.Steps = append([]servers.Step{gpu.NewStep(alloc, log)}, deps.Steps...)
 	}
 	h, err := agent.New(ctx, cfg, deps)
 	if err != nil {
