@@ -25,6 +25,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/metrics"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/oauth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/router"
@@ -119,6 +120,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 			return nil, err
 		}
 	}
+	if n := cfg.Hub.DeprecatedMetricsKey(); n != "" {
+		log.Warn(n)
+	}
 	prefix := strings.TrimSuffix(cfg.Hub.BaseURL, "/")
 	hosts := servers.NewUserHosts(cfg.Hub.SubdomainHost)
 	lo, hi, _ := cfg.Spawner.Ports() // validated above
@@ -128,12 +132,16 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 			PublicURL: cfg.Hub.PublicURL, DefaultURL: cfg.Spawner.DefaultURL, Hosts: hosts,
 		}},
 	}, deps.Steps...)
-	core := servers.New(ctx, st, deps.Units, steps, servers.Options{
+	var core *servers.Manager
+	mx := metrics.New(metrics.Options{
+		Users: st, Running: func() int { return len(core.Routes()) }, Collectors: gpuCollectors(deps.GPUs), Logger: log,
+	})
+	core = servers.New(ctx, st, deps.Units, steps, servers.Options{
 		Prefix:   prefix,
 		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
 		PortLow:  lo, PortHigh: hi,
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
-		Logger: log, AfterStep: deps.AfterStep,
+		Observer: mx, Logger: log, AfterStep: deps.AfterStep,
 	})
 	var authOpts auth.Options
 	if cfg.Auth.OIDC.OnLostAccess == "stop" {
@@ -150,7 +158,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	if err != nil {
 		return nil, err
 	}
-	apiDeps := api.Deps{Store: st, Servers: core, Gate: gate, Logger: log, Metrics: metricsHandler(deps.GPUs, log)}
+	apiDeps := api.Deps{Store: st, Servers: core, Gate: gate, Logger: log, Metrics: mx.Handler()}
 	if deps.GPUs != nil {
 		apiDeps.GPUs = gpuView{deps.GPUs}
 	}
@@ -165,7 +173,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	quiet := func(p string) bool {
 		return strings.HasPrefix(p, prefix+"/user/") || strings.HasSuffix(p, "/activity") || p == prefix+"/hub/api" || p == prefix+"/hub/api/"
 	}
-	h.handler = web.Middleware(log, quiet, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), users.Hosts(mux)))
+	route := func(r *http.Request) string { _, pattern := mux.Handler(r); return pattern }
+	h.handler = web.Middleware(log, quiet, mx.Middleware(route, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), users.Hosts(mux))))
 	return h, nil
 }
 

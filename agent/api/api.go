@@ -49,7 +49,7 @@ type Deps struct {
 	Logger  *slog.Logger
 	GPUs    GPUs
 	// Metrics serves the Prometheus exposition; the API puts it at /hub/metrics, behind the
-	// read:metrics scope unless hub.authenticate_metrics is off.
+	// read:metrics scope unless hub.metrics_public is on.
 	Metrics http.Handler
 	// Passwords checks {"auth": {"username", "password"}} in a token request (PAM); nil refuses it.
 	Passwords auth.Authenticator
@@ -115,7 +115,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/gpus", a.authed(methods{"GET": a.listGPUs}))
 	if a.metricsHandler != nil {
 		metrics := a.prefix + "/hub/metrics"
-		if a.cfg.Hub.AuthenticateMetrics {
+		if !a.cfg.Hub.PublicMetrics() {
 			mux.Handle(metrics, a.authed(methods{"GET": a.metrics}))
 		} else {
 			mux.Handle(metrics, a.metricsHandler)

@@ -116,9 +116,11 @@ type Hub struct {
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
 	// BodyTimeout bounds reading a request body to the hub's own pages and API (not /user/).
 	BodyTimeout Duration `toml:"body_timeout"`
-	// AuthenticateMetrics requires the read:metrics scope for /hub/metrics, as JupyterHub 5's
-	// authenticate_prometheus does; false serves the metrics to anyone who can reach the hub.
-	AuthenticateMetrics bool `toml:"authenticate_metrics"`
+	// MetricsPublic serves /hub/metrics without the read:metrics scope (JupyterHub 5's
+	// authenticate_prometheus = false). AuthenticateMetrics is its deprecated inverse, still read
+	// (nil: not in the file); use PublicMetrics, which combines them.
+	MetricsPublic       bool  `toml:"metrics_public"`
+	AuthenticateMetrics *bool `toml:"authenticate_metrics"`
 }
 
 // Auth is the [auth] section: who may log in and who is an admin.
@@ -289,8 +291,6 @@ func Default() Config {
 			LogLevel:     "info",
 			MaxBodyBytes: 1 << 20,
 			BodyTimeout:  Duration(30 * time.Second),
-
-			AuthenticateMetrics: true,
 		},
 		Auth: Auth{
 			Method:            "pam",
@@ -391,6 +391,9 @@ func Parse(data []byte, cfg *Config) error {
 		if typ := md.Type(k...); md.IsDefined(k...) && typ != "Hash" && typ != "" {
 			return fmt.Errorf("%s: must be a table such as { NAME = \"value\" }", strings.Join(k, "."))
 		}
+	}
+	if err := checkMetricsKeys(md); err != nil {
+		return err
 	}
 	if md.IsDefined("spawner", "tasks_max") && cfg.Spawner.TasksMax > math.MaxInt64 {
 		return errors.New("spawner.tasks_max: must not be negative (0 leaves systemd's default)")
@@ -673,7 +676,7 @@ func (c *Config) Notes() []string {
 			}
 		}
 	}
-	return notes
+	return append(notes, c.Hub.metricsNotes()...)
 }
 
 // validate checks [nfs] once it is enabled; the templates are tried with a sample user.

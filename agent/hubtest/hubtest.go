@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,6 +54,9 @@ type Options struct {
 	// AfterStep is servers.Options.AfterStep: a test that calls runtime.Goexit from it ends
 	// that spawn or stop there, as a hub SIGKILLed at that point would.
 	AfterStep func(step, half string)
+	// Steps run before the stand-in unit (and after the gpu step), as a concern's steps do: a
+	// test's step that fails a spawn, say.
+	Steps []servers.Step
 }
 
 // NewWith is New with more changed than the configuration.
@@ -68,7 +72,7 @@ func NewWith(t testing.TB, o Options) *Hub {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	units, passwords := NewUnits(), &Passwords{m: map[string]string{}}
-	deps := agent.Deps{Auth: passwords, Units: units, Steps: []servers.Step{units.Step()}, Logger: log}
+	deps := agent.Deps{Auth: passwords, Units: units, Steps: append(slices.Clip(o.Steps), units.Step()), Logger: log}
 	if o.GPUs != nil {
 		st, err := agent.OpenStore(ctx, cfg)
 		if err != nil {
@@ -80,7 +84,7 @@ func NewWith(t testing.TB, o Options) *Hub {
 			t.Fatal(err)
 		}
 		deps.Store, deps.GPUs = st, alloc
-		deps.Steps = []servers.Step{gpu.NewStep(alloc, log), units.Step()}
+		deps.Steps = append([]servers.Step{gpu.NewStep(alloc, log)}, deps.Steps...)
 	}
 	deps.AfterStep = o.AfterStep
 	h, err := agent.New(ctx, cfg, deps)

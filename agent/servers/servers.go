@@ -90,6 +90,7 @@ type Options struct {
 	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP, less time queued (Job.Queued)
 	StopTimeout  time.Duration // bounds stopping a server
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
+	Observer     Observer      // told of spawns, stops and polls (the metrics); nil: nobody
 	Logger       *slog.Logger
 	// AfterStep, if set, is called each time a step's start or stop half has succeeded (half
 	// "start" or "stop"; step "ready" once the server answers). It is the seam the crash tests
@@ -134,6 +135,9 @@ type Manager struct {
 func New(life context.Context, st *store.Store, units Units, steps []Step, opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
 	}
 	return &Manager{
 		opts: opts, log: opts.Logger, store: st, units: units, steps: steps, life: life,
@@ -253,10 +257,21 @@ func (m *Manager) Check(serverID int64) {
 	if err != nil || sv.State != store.Running {
 		return
 	}
-	st, err := m.units.State(ctx, sv.Unit)
+	st, err := m.poll(ctx, sv.Unit)
 	if err != nil || st.Running() {
 		return
 	}
 	m.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "state", st.ActiveState)
 	m.Stop(sv)
+}
+
+// poll asks systemd for a unit's state, timed for the observer (JupyterHub's server poll); a
+// failed question is no answer and is not counted.
+func (m *Manager) poll(ctx context.Context, unit string) (UnitState, error) {
+	start := time.Now()
+	st, err := m.units.State(ctx, unit)
+	if err == nil {
+		m.opts.Observer.Polled(st.Running(), time.Since(start))
+	}
+	return st, err
 }
