@@ -43,6 +43,7 @@ type Config struct {
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
 	// does not start (the hub knows their token and, optionally, where they listen).
 	Services []Service `toml:"service"`
+	Profiles []Profile `toml:"profile"` // [[profile]]: see profile.go
 }
 
 // Service is one [[service]]: something that calls the hub's API as itself (an idle culler, a
@@ -266,6 +267,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup(EnvNFSExport); ok && v != "" {
 		c.NFS.Export = v
 	}
+	c.applyProfileEnv(lookup) // JUPYTER_PROFILE_<NAME>_ENABLED
 }
 
 // Default returns the configuration an empty file produces.
@@ -631,6 +633,7 @@ func (c *Config) Validate() error {
 	if c.GPU.DefaultQuota < 0 {
 		bad("gpu.default_quota", "%d: use 0 or more, the number of GPUs (or MIG devices) a user in none of the gpu.quota groups may hold at once (0: none)", c.GPU.DefaultQuota)
 	}
+	c.validateProfiles(bad)
 
 	return errors.Join(errs...)
 }
