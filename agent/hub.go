@@ -26,6 +26,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/oauth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/profiles"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/router"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
@@ -124,6 +125,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 			Prefix: prefix, BaseURL: cfg.Hub.BaseURL, APIURL: cfg.APIURLFor(),
 			PublicURL: cfg.Hub.PublicURL, DefaultURL: cfg.Spawner.DefaultURL, Hosts: hosts,
 		}},
+		profiles.New(cfg.Profiles).Step(), // the chosen [[profile]]'s command, env, limits and GPUs, for the steps after it
 	}, deps.Steps...)
 	core := servers.New(ctx, st, deps.Units, steps, servers.Options{
 		Prefix:   prefix,
