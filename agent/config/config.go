@@ -385,6 +385,11 @@ func Parse(data []byte, cfg *Config) error {
 			return fmt.Errorf("%s: must be a table such as { NAME = \"value\" }", strings.Join(k, "."))
 		}
 	}
+	for _, k := range md.Keys() {
+		if k.String() == "profile.env" && md.Type(k...) != "Hash" {
+			return errors.New("profile.env: must be a table such as { NAME = \"value\" }")
+		}
+	}
 	if md.IsDefined("spawner", "tasks_max") && cfg.Spawner.TasksMax > math.MaxInt64 {
 		return errors.New("spawner.tasks_max: must not be negative (0 leaves systemd's default)")
 	}

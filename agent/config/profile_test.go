@@ -53,6 +53,15 @@ func TestProfilesParse(t *testing.T) {
 	}
 }
 
+// The decoder would leave env as it was for a value that is not a table.
+func TestProfileEnvMustBeATable(t *testing.T) {
+	cfg := Default()
+	err := Parse([]byte("[[profile]]\nname = \"a\"\nenv = { A = \"b\" }\n[[profile]]\nname = \"b\"\nenv = \"VIRTUAL_ENV=/opt/x\"\n"), &cfg)
+	if err == nil || !strings.Contains(err.Error(), "profile.env: must be a table") {
+		t.Errorf("env = \"...\": %v", err)
+	}
+}
+
 // Every mistake is reported at once, each with profile[N].key and the fix.
 func TestProfileValidationNamesEachKey(t *testing.T) {
 	cfg := Default()
