@@ -114,6 +114,7 @@ func (h *Pages) homePage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		return
 	}
 	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": ago(sv.Started), "Active": ago(sv.LastActivity)}
+	data["Options"] = len(h.profiles.Offered(c.User)) > 0 // Start leads to the options form
 	if msg, failed := h.servers.LastFailure(sv); failed {
 		reason, journal, _ := strings.Cut(strings.TrimPrefix(msg, "Spawn failed: "), "\nLast lines of the server's log:\n")
 		data["LastError"] = map[string]string{"Reason": reason, "Journal": journal}

@@ -46,6 +46,10 @@ func TestTheSpawnPageOffersTheProfilesAsAForm(t *testing.T) {
 			t.Errorf("spawn page offers %s", not)
 		}
 	}
+	// Home's Start leads to the form rather than starting the default at once.
+	if b := string(alice.get("/hub/home").Body); !strings.Contains(b, `<a class="button" href="/hub/spawn">Start my server</a>`) {
+		t.Errorf("home's Start does not lead to the form:\n%s", b)
+	}
 	// A ?profile= link preselects an offered one.
 	if b := string(alice.get("/hub/spawn?profile=minimal").Body); !strings.Contains(b, `value="minimal" checked`) {
 		t.Errorf("?profile=minimal is not preselected:\n%s", b)
