@@ -20,7 +20,7 @@ func TestProfileReachesTheUnitAndTheKernel(t *testing.T) {
 		addr      = "127.0.0.1:8002"
 		base      = "http://" + addr
 		profMem   = 768 << 20
-		profCPU   = 50 // percent
+		profCPU   = 250 // percent; less starves jupyterhub-singleuser past the start timeout under emulation
 		profTasks = 123
 	)
 	dir := t.TempDir()
