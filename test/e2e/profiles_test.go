@@ -106,8 +106,9 @@ enabled = true
 	}
 
 	bob.get(ui("bob")) // the OAuth handshake, so that the kernel API takes bob's cookie
-	out := runInKernel(t, bob, "bob", `import os; print(os.environ.get("JHGO_E2E_PROFILE"), os.environ.get("JHGO_E2E_FROM_CMD"), os.environ.get("MEM_LIMIT"))`)
-	if want := fmt.Sprintf("datascience-env profile-cmd %d", profMem); strings.TrimSpace(out) != want {
+	// An expression, not print(): runInKernel reads the execute_result.
+	out := runInKernel(t, bob, "bob", "import os\n' '.join(str(os.environ.get(k)) for k in ('JHGO_E2E_PROFILE', 'JHGO_E2E_FROM_CMD', 'MEM_LIMIT'))")
+	if want := fmt.Sprintf("'datascience-env profile-cmd %d'", profMem); out != want {
 		t.Errorf("the kernel printed %q, want %q", out, want)
 	}
 
