@@ -182,3 +182,17 @@ func TestExampleProfilesAreTheSeeds(t *testing.T) {
 		t.Errorf("enabled: %v, want only datascience", on)
 	}
 }
+
+// check-config points at the line of the [[profile]] key that is wrong.
+func TestCheckPutsProfileProblemsOnTheirLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	os.WriteFile(path, []byte("[[profile]]\nname = \"base\"\n\n[[profile]]\nname = \"base\"\ncpu_quota = \"100%\"\nallowed_groups = [\"/staff\"]\n"), 0o600)
+	_, problems := Check(path, true)
+	lines := map[string]int{}
+	for _, p := range problems {
+		lines[p.Key] = p.Line
+	}
+	if lines["profile[1].name"] != 5 || lines["profile[1].allowed_groups"] != 7 || len(problems) != 2 {
+		t.Errorf("problems %+v", problems)
+	}
+}
