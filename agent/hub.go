@@ -28,6 +28,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/metrics"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/oauth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/profiles"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/router"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
@@ -131,6 +132,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 			Prefix: prefix, BaseURL: cfg.Hub.BaseURL, APIURL: cfg.APIURLFor(),
 			PublicURL: cfg.Hub.PublicURL, DefaultURL: cfg.Spawner.DefaultURL, Hosts: hosts,
 		}},
+		profiles.New(cfg.Profiles).Step(), // the chosen [[profile]]'s command, env, limits and GPUs, for the steps after it
 	}, deps.Steps...)
 	var core *servers.Manager
 	mx := metrics.New(metrics.Options{

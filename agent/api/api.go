@@ -20,6 +20,7 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/profiles"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
@@ -38,6 +39,7 @@ type API struct {
 	metricsHandler http.Handler
 	passwords      auth.Authenticator // for POST .../tokens with {"auth": ...}; nil without password logins
 	shutdownHub    func(stopServers bool)
+	profiles       *profiles.Set // [[profile]]: what a start's user_options.profile may name
 }
 
 // Deps is what the API works with. GPUs and Metrics are optional: without GPUs the hub lists
@@ -62,6 +64,7 @@ func New(cfg config.Config, d Deps) *API {
 	return &API{
 		cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: d.Store, servers: d.Servers, gate: d.Gate,
 		log: d.Logger, gpus: d.GPUs, metricsHandler: d.Metrics, passwords: d.Passwords, shutdownHub: d.Shutdown,
+		profiles: profiles.New(cfg.Profiles),
 	}
 }
 

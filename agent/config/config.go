@@ -43,6 +43,7 @@ type Config struct {
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
 	// does not start (the hub knows their token and, optionally, where they listen).
 	Services []Service `toml:"service"`
+	Profiles []Profile `toml:"profile"` // [[profile]]: see profile.go
 }
 
 // Service is one [[service]]: something that calls the hub's API as itself (an idle culler, a
@@ -277,6 +278,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup(EnvNFSExport); ok && v != "" {
 		c.NFS.Export = v
 	}
+	c.applyProfileEnv(lookup) // JUPYTER_PROFILE_<NAME>_ENABLED
 }
 
 // Default returns the configuration an empty file produces.
@@ -394,6 +396,11 @@ func Parse(data []byte, cfg *Config) error {
 	}
 	if err := checkMetricsKeys(md); err != nil {
 		return err
+	}
+	for _, k := range md.Keys() {
+		if k.String() == "profile.env" && md.Type(k...) != "Hash" {
+			return errors.New("profile.env: must be a table such as { NAME = \"value\" }")
+		}
 	}
 	if md.IsDefined("spawner", "tasks_max") && cfg.Spawner.TasksMax > math.MaxInt64 {
 		return errors.New("spawner.tasks_max: must not be negative (0 leaves systemd's default)")
@@ -646,6 +653,7 @@ func (c *Config) Validate() error {
 	if c.GPU.DefaultQuota < 0 {
 		bad("gpu.default_quota", "%d: use 0 or more, the number of GPUs (or MIG devices) a user in none of the gpu.quota groups may hold at once (0: none)", c.GPU.DefaultQuota)
 	}
+	c.validateProfiles(bad)
 
 	return errors.Join(errs...)
 }

@@ -245,6 +245,7 @@ type Units struct {
 	handlers map[string]http.Handler // user → what their server serves
 	running  map[string]*unit        // unit name → server
 	units    map[string]string       // user → unit name
+	jobs     map[string]servers.Job  // user → the job their last server started with
 }
 
 type unit struct {
@@ -254,7 +255,7 @@ type unit struct {
 
 // NewUnits makes an empty stand-in.
 func NewUnits() *Units {
-	return &Units{handlers: map[string]http.Handler{}, running: map[string]*unit{}, units: map[string]string{}}
+	return &Units{handlers: map[string]http.Handler{}, running: map[string]*unit{}, units: map[string]string{}, jobs: map[string]servers.Job{}}
 }
 
 func (u *Units) handle(user string, h http.Handler) {
@@ -302,7 +303,17 @@ func (s unitStep) Start(ctx context.Context, job *servers.Job) error {
 	go un.srv.Serve(ln)
 	u.running[job.Server.Unit] = un
 	u.units[job.User.Name] = job.Server.Unit
+	u.jobs[job.User.Name] = *job
 	return nil
+}
+
+// LastJob is the job user's last server reached the unit step with: what the steps before it
+// (a profile, the gpu step) left for the unit.
+func (h *Hub) LastJob(user string) (servers.Job, bool) {
+	h.units.mu.Lock()
+	defer h.units.mu.Unlock()
+	j, ok := h.units.jobs[user]
+	return j, ok
 }
 
 // Stop stops a stand-in unit.

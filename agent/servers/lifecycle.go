@@ -65,7 +65,7 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 	defer clock.end()
 	start := time.Now()
 	prog.Step(0, "Server requested")
-	job := &Job{User: u, Server: sv, Env: map[string]string{}, progress: prog, clock: clock}
+	job := &Job{User: u, Server: sv, Env: map[string]string{}, UserOptions: sv.UserOptions, progress: prog, clock: clock}
 	failed := func(undoFrom int, stepName string, err error) {
 		reason := err.Error()
 		cancelled := errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded)

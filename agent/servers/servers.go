@@ -23,6 +23,11 @@
 //     store.Server.
 //  2. Add one line for it in the step list in agent (spawnSteps in agent/wire.go), before the unit.
 //
+// A step can also change what the steps after it read: Job.UserOptions (the options the gpu step
+// takes its request from) and Job.Unit (the command, environment and limits the unit step uses
+// instead of [spawner]'s). The profile step (agent/profiles) does both; the record keeps the
+// user's own user_options.
+//
 // A step that needs the server's unit to wait for a mount adds the path to Job.RequiresMounts. A
 // step whose state outlives one server (a mount all of a user's servers share) can also implement
 // StepReconciler, to find that state again after a hub restart.
