@@ -38,6 +38,7 @@ type Config struct {
 	Spawner Spawner `toml:"spawner"`
 	NFS     NFS     `toml:"nfs"`
 	GPU     GPU     `toml:"gpu"`
+	Vault   Vault   `toml:"vault"`
 	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
 	Roles []Role `toml:"role"`
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
@@ -266,6 +267,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup(EnvNFSExport); ok && v != "" {
 		c.NFS.Export = v
 	}
+	c.Vault.applyEnv(lookup)
 }
 
 // Default returns the configuration an empty file produces.
@@ -320,7 +322,8 @@ func Default() Config {
 			PortRange:        "49152-60999",
 		},
 		// As gpu.DefaultConfig: GPUs offered where there are any, one per user, no waiting.
-		GPU: GPU{Enabled: true, DefaultQuota: 1},
+		GPU:   GPU{Enabled: true, DefaultQuota: 1},
+		Vault: defaultVault(),
 		NFS: NFS{
 			What:    "{SERVER}:{EXPORT}/{USERNAME}",
 			Where:   "{HOME}",
@@ -546,6 +549,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NFS.Enabled {
 		c.NFS.validate(c.Spawner.StartTimeout.D(), bad)
+	}
+	if c.Vault.Enabled {
+		c.Vault.validate(bad)
 	}
 
 	seen := map[string]bool{}
