@@ -61,10 +61,12 @@ func reconcileGPUs(ctx context.Context, st *store.Store, a *gpu.Allocator) error
 }
 
 // metricsHandler serves the hub's Prometheus metrics from a registry of its own (no global
-// default registry): the Go runtime and process, and the GPUs when the hub has an allocator.
-func metricsHandler(a *gpu.Allocator, log *slog.Logger) http.Handler {
+// default registry): the Go runtime and process, the GPUs when the hub has an allocator, and
+// the other concerns' collectors (Vault's admin token).
+func metricsHandler(a *gpu.Allocator, log *slog.Logger, more ...prometheus.Collector) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(more...)
 	if a != nil {
 		reg.MustRegister(gpu.NewCollector(a))
 	}

@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
@@ -54,6 +56,8 @@ type Deps struct {
 	Store *store.Store
 	// Close is called by Hub.Close after the store is closed (e.g. to shut NVML down).
 	Close []func() error
+	// Collectors are concerns' metrics for /hub/metrics beside the GPUs' (Vault's admin token).
+	Collectors []prometheus.Collector
 }
 
 // Hub is the running daemon.
@@ -147,7 +151,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	if err != nil {
 		return nil, err
 	}
-	apiDeps := api.Deps{Store: st, Servers: core, Gate: gate, Logger: log, Metrics: metricsHandler(deps.GPUs, log)}
+	apiDeps := api.Deps{Store: st, Servers: core, Gate: gate, Logger: log, Metrics: metricsHandler(deps.GPUs, log, deps.Collectors...)}
 	if deps.GPUs != nil {
 		apiDeps.GPUs = gpuView{deps.GPUs}
 	}
