@@ -38,3 +38,12 @@ func vaultStep(v *vault.Vault) servers.Step {
 	}
 	return v.Step()
 }
+
+// DescribeVault says what check-config finds of [vault]: the token file the hub would refuse
+// is an error, what Vault says of the token the description.
+func DescribeVault(ctx context.Context, cfg config.Config) (string, error) {
+	if !cfg.Vault.Enabled {
+		return "vault: off (vault.enabled = false): servers get no Vault token", nil
+	}
+	return vault.Describe(ctx, vaultOptions(cfg.Vault, nil))
+}

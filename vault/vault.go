@@ -361,3 +361,35 @@ func (v *Vault) checkNow() {
 	default:
 	}
 }
+
+// Describe checks the admin token file and asks Vault about the token, for check-config: an
+// error is a file the hub would refuse; what Vault says (or that it cannot be reached) is the
+// description, since the hub starts without Vault.
+func Describe(ctx context.Context, opts Options) (string, error) {
+	token, err := ReadTokenFile(opts.AdminTokenFile)
+	if err != nil {
+		return "", err
+	}
+	v := &Vault{opts: opts}
+	cfg := api.DefaultConfig()
+	cfg.Address, cfg.MaxRetries = opts.Address, 0
+	if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: opts.CAFile}); err != nil {
+		return "", fmt.Errorf("vault.ca_file: %w", err)
+	}
+	client, err := api.NewClient(cfg)
+	if err != nil {
+		return "", fmt.Errorf("vault: set up the client for %s: %w", opts.Address, err)
+	}
+	client.SetToken(token)
+	self, err := client.Auth().Token().LookupSelfWithContext(ctx)
+	if err != nil {
+		return "vault: " + v.explain(err) + "; the hub would start, and spawns would fail or start without a token (vault.required)", nil
+	}
+	policies, _ := self.TokenPolicies()
+	ttl, _ := self.TokenTTL()
+	left := "never expires"
+	if ttl > 0 {
+		left = "expires in " + ttl.Round(time.Second).String() + " unless the hub renews it"
+	}
+	return fmt.Sprintf("vault: the hub's token from %s works at %s (policies %s; %s)", opts.AdminTokenFile, opts.Address, strings.Join(policies, ", "), left), nil
+}

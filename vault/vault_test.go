@@ -165,7 +165,7 @@ func (s *envSpy) Start(ctx context.Context, job *servers.Job) error {
 	return nil
 }
 func (*envSpy) Stop(ctx context.Context, sv store.Server) error { return nil }
-func (s *envSpy) get(k string) string                          { s.mu.Lock(); defer s.mu.Unlock(); return s.env[k] }
+func (s *envSpy) get(k string) string                           { s.mu.Lock(); defer s.mu.Unlock(); return s.env[k] }
 
 // hub is one hub process: a store, the vault client and a core with the vault step before the
 // stand-in unit.
