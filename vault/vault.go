@@ -285,7 +285,7 @@ func (v *Vault) reload(ctx context.Context) (time.Duration, bool) {
 // period is how long to wait before renewing a token with ttl left: half of it, within the
 // bounds in the package doc.
 func (v *Vault) period(ttl time.Duration) time.Duration {
-	const most = 5 * time.Minute
+	most := 10 * v.opts.minPeriod // 5 minutes
 	if ttl == 0 {
 		return most
 	}
