@@ -118,6 +118,18 @@ func New(ctx context.Context, opts Options) (*Vault, error) {
 	if err != nil {
 		return nil, err
 	}
+	client, err := newClient(opts, token)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	v := &Vault{opts: opts, log: opts.Logger, client: client, token: token, kick: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
+	go v.run(ctx)
+	return v, nil
+}
+
+// newClient is a Vault client for opts acting with token.
+func newClient(opts Options, token string) (*api.Client, error) {
 	cfg := api.DefaultConfig()
 	cfg.Address = opts.Address
 	cfg.MaxRetries = 0 // the loop backs off itself, and a spawn should hear at once that Vault is down
@@ -130,10 +142,7 @@ func New(ctx context.Context, opts Options) (*Vault, error) {
 		return nil, fmt.Errorf("vault: set up the client for %s: %w", opts.Address, err)
 	}
 	client.SetToken(token)
-	ctx, cancel := context.WithCancel(ctx)
-	v := &Vault{opts: opts, log: opts.Logger, client: client, token: token, kick: make(chan struct{}, 1), stop: cancel, done: make(chan struct{})}
-	go v.run(ctx)
-	return v, nil
+	return client, nil
 }
 
 // Close stops the renewal loop.
@@ -371,16 +380,10 @@ func Describe(ctx context.Context, opts Options) (string, error) {
 		return "", err
 	}
 	v := &Vault{opts: opts}
-	cfg := api.DefaultConfig()
-	cfg.Address, cfg.MaxRetries = opts.Address, 0
-	if err := cfg.ConfigureTLS(&api.TLSConfig{CACert: opts.CAFile}); err != nil {
-		return "", fmt.Errorf("vault.ca_file: %w", err)
-	}
-	client, err := api.NewClient(cfg)
+	client, err := newClient(opts, token)
 	if err != nil {
-		return "", fmt.Errorf("vault: set up the client for %s: %w", opts.Address, err)
+		return "", err
 	}
-	client.SetToken(token)
 	self, err := client.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
 		return "vault: " + v.explain(err) + "; the hub would start, and spawns would fail or start without a token (vault.required)", nil
