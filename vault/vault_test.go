@@ -86,6 +86,12 @@ func startVault(t *testing.T) *devVault {
 // writes it to a 0600 file (or into the file given).
 func (v *devVault) adminToken(t *testing.T, ttl time.Duration, file string) (token, path string) {
 	t.Helper()
+	return v.adminTokenMax(t, ttl, 0, file)
+}
+
+// adminTokenMax is adminToken with an explicit max TTL (0: none).
+func (v *devVault) adminTokenMax(t *testing.T, ttl, maxTTL time.Duration, file string) (token, path string) {
+	t.Helper()
 	policy, err := os.ReadFile("../contrib/vault/admin-policy.hcl")
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +102,7 @@ func (v *devVault) adminToken(t *testing.T, ttl time.Duration, file string) (tok
 	renewable := true
 	sec, err := v.root.Auth().Token().Create(&api.TokenCreateRequest{
 		Policies: []string{"jupyterhub-admin"}, NoDefaultPolicy: true, TTL: fmt.Sprintf("%ds", int(ttl.Seconds())),
-		Renewable: &renewable, DisplayName: "jupyterhub",
+		Renewable: &renewable, DisplayName: "jupyterhub", ExplicitMaxTTL: fmt.Sprintf("%ds", int(maxTTL.Seconds())),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -423,6 +429,20 @@ func TestTheAdminTokenIsRenewedBeforeItExpires(t *testing.T) {
 		t.Errorf("spawn with the renewed token: %s", ev.Message)
 	}
 	l.mustNotHold(t, admin)
+}
+
+func TestAnAdminTokenNearItsMaxTTLIsReportedExpiringThenDead(t *testing.T) {
+	v := startVault(t)
+	l := &logs{}
+	_, file := v.adminTokenMax(t, 3*time.Second, 3*time.Second, "")
+	opts := options(v.addr, file, l)
+	vault.SetMinRenewPeriod(&opts, 200*time.Millisecond) // expiring: under 2 s left after a renewal
+	h := startHub(t, t.TempDir(), hubtest.NewUnits(), opts)
+	waitState(t, h.v, vault.StateExpiring, l)
+	if gauge(t, h.v, "expiring") != 1 || !strings.Contains(l.String(), "admin token expires soon and cannot be renewed past that") {
+		t.Errorf("expiring: gauge %v, log:\n%s", gauge(t, h.v, "expiring"), l.String())
+	}
+	waitState(t, h.v, vault.StateDead, l)
 }
 
 func TestANewTokenInTheFileReplacesARevokedOneWithoutARestart(t *testing.T) {
