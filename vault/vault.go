@@ -26,6 +26,7 @@ package vault
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -212,10 +213,10 @@ func (v *Vault) run(ctx context.Context) {
 // check renews the admin token (or looks it up, if it cannot be renewed) and returns when to
 // check next. A refusal makes it read the file again.
 func (v *Vault) check(ctx context.Context) (time.Duration, error) {
-	ttl, err := v.renew(ctx)
+	ttl, final, err := v.renew(ctx)
 	if err != nil && refused(err) {
 		if fresh, ok := v.reload(ctx); ok {
-			ttl, err = fresh, nil
+			ttl, final, err = fresh.ttl, fresh.final, nil
 		}
 	}
 	if err != nil {
@@ -230,7 +231,7 @@ func (v *Vault) check(ctx context.Context) (time.Duration, error) {
 	state := StateOK
 	if ttl > 0 {
 		expires = time.Now().Add(ttl)
-		if ttl < v.expiringWithin() {
+		if final && ttl < v.expiringWithin() {
 			state = StateExpiring
 		}
 	}
@@ -239,56 +240,73 @@ func (v *Vault) check(ctx context.Context) (time.Duration, error) {
 }
 
 // renew renews the admin token by AdminTokenTTL if it can be renewed, and returns its TTL (0:
-// it never expires).
-func (v *Vault) renew(ctx context.Context) (time.Duration, error) {
+// it never expires) and whether renewing can no longer extend it: the token is not renewable,
+// or the renewal was cut short by its max TTL.
+func (v *Vault) renew(ctx context.Context) (ttl time.Duration, final bool, err error) {
 	self, err := v.client.Auth().Token().LookupSelfWithContext(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	ttl, err := self.TokenTTL()
-	if err != nil {
-		return 0, fmt.Errorf("read the admin token's TTL: %w", err)
+	if ttl, err = self.TokenTTL(); err != nil {
+		return 0, false, fmt.Errorf("read the admin token's TTL: %w", err)
 	}
 	renewable, _ := self.TokenIsRenewable()
 	if !renewable || ttl == 0 {
-		return ttl, nil
+		return ttl, ttl > 0, nil
+	}
+	// Asked for nothing in particular, Vault renews to the token's creation TTL (or period).
+	want := v.opts.AdminTokenTTL
+	if want == 0 {
+		if n, ok := self.Data["creation_ttl"].(json.Number); ok {
+			secs, _ := n.Int64()
+			want = time.Duration(secs) * time.Second
+		}
 	}
 	renewed, err := v.client.Auth().Token().RenewSelfWithContext(ctx, int(v.opts.AdminTokenTTL/time.Second))
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	return renewed.TokenTTL()
+	if ttl, err = renewed.TokenTTL(); err != nil {
+		return 0, false, fmt.Errorf("read the admin token's TTL: %w", err)
+	}
+	return ttl, ttl < want-time.Second, nil
+}
+
+// renewal is what a renewal found out.
+type renewal struct {
+	ttl   time.Duration
+	final bool
 }
 
 // reload reads the token file again and switches to the token there if it is another one that
 // Vault accepts.
-func (v *Vault) reload(ctx context.Context) (time.Duration, bool) {
+func (v *Vault) reload(ctx context.Context) (renewal, bool) {
 	v.reloading.Lock()
 	defer v.reloading.Unlock()
 	token, err := ReadTokenFile(v.opts.AdminTokenFile)
 	if err != nil {
 		v.log.Error("vault: cannot read the admin token file again", "err", err)
-		return 0, false
+		return renewal{}, false
 	}
 	v.mu.Lock()
 	same := token == v.token
 	v.mu.Unlock()
 	if same {
-		return 0, false
+		return renewal{}, false
 	}
 	old := v.client.Token()
 	v.client.SetToken(token)
-	ttl, err := v.renew(ctx)
+	ttl, final, err := v.renew(ctx)
 	if err != nil {
 		v.client.SetToken(old)
 		v.log.Error("vault: the new token in the admin token file does not work either", "file", v.opts.AdminTokenFile, "err", err)
-		return 0, false
+		return renewal{}, false
 	}
 	v.mu.Lock()
 	v.token = token
 	v.mu.Unlock()
 	v.log.Info("vault: using the new admin token from its file", "file", v.opts.AdminTokenFile)
-	return ttl, true
+	return renewal{ttl, final}, true
 }
 
 // period is how long to wait before renewing a token with ttl left: half of it, within the
@@ -306,7 +324,8 @@ func (v *Vault) period(ttl time.Duration) time.Duration {
 }
 
 // expiringWithin is how close to its expiry a token that renewing no longer extends counts as
-// expiring: ten renewal periods, 5 minutes.
+// expiring: ten renewal periods, 5 minutes. (A token with a short period is not expiring: each
+// renewal gives it its period again.)
 func (v *Vault) expiringWithin() time.Duration { return 10 * v.opts.minPeriod }
 
 // setState records the admin token's state and logs a change.

@@ -434,9 +434,9 @@ func TestTheAdminTokenIsRenewedBeforeItExpires(t *testing.T) {
 func TestAnAdminTokenNearItsMaxTTLIsReportedExpiringThenDead(t *testing.T) {
 	v := startVault(t)
 	l := &logs{}
-	_, file := v.adminTokenMax(t, 3*time.Second, 3*time.Second, "")
+	_, file := v.adminTokenMax(t, 8*time.Second, 8*time.Second, "")
 	opts := options(v.addr, file, l)
-	vault.SetMinRenewPeriod(&opts, 200*time.Millisecond) // expiring: under 2 s left after a renewal
+	vault.SetMinRenewPeriod(&opts, 300*time.Millisecond) // expiring: under 3 s left after a renewal
 	h := startHub(t, t.TempDir(), hubtest.NewUnits(), opts)
 	waitState(t, h.v, vault.StateExpiring, l)
 	if gauge(t, h.v, "expiring") != 1 || !strings.Contains(l.String(), "admin token expires soon and cannot be renewed past that") {
