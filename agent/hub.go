@@ -22,6 +22,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
@@ -59,6 +61,8 @@ type Deps struct {
 	Close []func() error
 	// AfterStep is servers.Options.AfterStep (the crash tests' seam; see crashAfter).
 	AfterStep func(step, half string)
+	// Collectors are concerns' metrics for /hub/metrics beside the GPUs' (Vault's admin token).
+	Collectors []prometheus.Collector
 }
 
 // Hub is the running daemon.
@@ -136,7 +140,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	}, deps.Steps...)
 	var core *servers.Manager
 	mx := metrics.New(metrics.Options{
-		Users: st, Running: func() int { return len(core.Routes()) }, Collectors: gpuCollectors(deps.GPUs), Logger: log,
+		Users: st, Running: func() int { return len(core.Routes()) }, Collectors: append(gpuCollectors(deps.GPUs), deps.Collectors...), Logger: log,
 	})
 	core = servers.New(ctx, st, deps.Units, steps, servers.Options{
 		Prefix:   prefix,

@@ -25,6 +25,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
 	"github.com/jupyterhub-go/jupyterhub-go/pam"
 	"github.com/jupyterhub-go/jupyterhub-go/spawner"
+	"github.com/jupyterhub-go/jupyterhub-go/vault"
 )
 
 // Open builds a hub wired to the real concerns the config names: PAM or OpenID Connect login,
@@ -84,7 +85,19 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 		}
 		return nil, err
 	}
-	deps.Units, deps.Steps = units, spawnSteps(cfg, units, deps.GPUs, log)
+	vlt, err := openVault(ctx, cfg.Vault, log)
+	if err != nil {
+		deps.Store.Close()
+		for _, c := range deps.Close {
+			c()
+		}
+		return nil, err
+	}
+	if vlt != nil {
+		deps.Close = append(deps.Close, vlt.Close)
+		deps.Collectors = append(deps.Collectors, vlt.Collector())
+	}
+	deps.Units, deps.Steps = units, spawnSteps(cfg, units, deps.GPUs, vlt, log)
 	deps.AfterStep = crashAfter(os.Getenv("JHGO_CRASH_AFTER"), log)
 	return New(ctx, cfg, deps)
 }
@@ -92,10 +105,11 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 // spawnSteps is the spawn pipeline after the hub's own credentials step, in order; stopping a
 // server runs it in reverse. A concern plugs in with one line here, before the unit; a step the
 // configuration turns off is nil and left out.
-func spawnSteps(cfg config.Config, units *spawner.Manager, gpus *gpu.Allocator, log *slog.Logger) []servers.Step {
+func spawnSteps(cfg config.Config, units *spawner.Manager, gpus *gpu.Allocator, vlt *vault.Vault, log *slog.Logger) []servers.Step {
 	return present(
 		nfsHomes(cfg, units, log), // the user's home mounted from NFS and checked as the user ([nfs] enabled)
 		gpu.NewStep(gpus, log),    // the GPUs the server asks for: device nodes and CUDA_VISIBLE_DEVICES for its unit
+		vaultStep(vlt),            // a Vault token of the server's own, revoked at stop ([vault] enabled)
 		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID, hasGPUs(gpus))), // the server itself, as a transient unit
 	)
 }

@@ -38,7 +38,7 @@ func TestSpawnStepsOnHostsWithAndWithoutGPUs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		steps := spawnSteps(cfg, nil, alloc, log)
+		steps := spawnSteps(cfg, nil, alloc, nil, log)
 		var names []string
 		for _, s := range steps {
 			names = append(names, s.Name())

@@ -53,6 +53,16 @@ if command -v node >/dev/null && [[ -d $io/e2e.test || -f $io/e2e.test ]]; then
 else
   say "NOTE: node is not installed: the OIDC end-to-end test will skip"
 fi
+# The Vault end-to-end test runs a real Vault dev server inside the guest: hand over the binary
+# test/vault/build.sh cached (make test builds it first; ~330 MiB), if there is one.
+vault_bin=${JHGO_VAULT_BIN:-${VAULT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-vault}/vault-${VAULT_VERSION:-v1.19.5}}
+if [[ -x $vault_bin && ( -d $io/e2e.test || -f $io/e2e.test ) ]]; then
+  mkdir -p "$io/e2e.testdata"
+  cp "$vault_bin" "$io/e2e.testdata/vault"
+  cp contrib/vault/admin-policy.hcl "$io/e2e.testdata/"
+else
+  say "NOTE: no Vault binary at $vault_bin (test/vault/build.sh builds it): the Vault end-to-end test will skip"
+fi
 # (vmtest.sh adds test/guest/*.sh and the PAM service file to every run)
 # test/packaging installs the .deb in the guest as README.md's "Install" section does: build it
 # (make deb) and hand it over as that test's testdata.

@@ -38,6 +38,7 @@ type Config struct {
 	Spawner Spawner `toml:"spawner"`
 	NFS     NFS     `toml:"nfs"`
 	GPU     GPU     `toml:"gpu"`
+	Vault   Vault   `toml:"vault"`
 	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
 	Roles []Role `toml:"role"`
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
@@ -279,6 +280,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 		c.NFS.Export = v
 	}
 	c.applyProfileEnv(lookup) // JUPYTER_PROFILE_<NAME>_ENABLED
+	c.Vault.applyEnv(lookup)
 }
 
 // Default returns the configuration an empty file produces.
@@ -331,7 +333,8 @@ func Default() Config {
 			PortRange:        "49152-60999",
 		},
 		// As gpu.DefaultConfig: GPUs offered where there are any, one per user, no waiting.
-		GPU: GPU{Enabled: true, DefaultQuota: 1},
+		GPU:   GPU{Enabled: true, DefaultQuota: 1},
+		Vault: defaultVault(),
 		NFS: NFS{
 			What:    "{SERVER}:{EXPORT}/{USERNAME}",
 			Where:   "{HOME}",
@@ -568,6 +571,9 @@ func (c *Config) Validate() error {
 	}
 	if c.NFS.Enabled {
 		c.NFS.validate(c.Spawner.StartTimeout.D(), bad)
+	}
+	if c.Vault.Enabled {
+		c.Vault.validate(bad)
 	}
 
 	seen := map[string]bool{}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -65,7 +66,10 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 	defer clock.end()
 	start := time.Now()
 	prog.Step(0, "Server requested")
-	job := &Job{User: u, Server: sv, Env: map[string]string{}, UserOptions: sv.UserOptions, progress: prog, clock: clock}
+	// The job's own copy of what steps keep: sv, which the undo below gets, must see it too.
+	sv.StepState = maps.Clone(sv.StepState)
+	job := &Job{User: u, Server: sv, Env: map[string]string{}, UserOptions: sv.UserOptions, progress: prog, clock: clock, store: m.store}
+	job.Server.StepState = maps.Clone(sv.StepState)
 	failed := func(undoFrom int, stepName string, err error) {
 		reason := err.Error()
 		cancelled := errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded)
@@ -82,8 +86,9 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 		journal, _ := m.units.Journal(context.WithoutCancel(ctx), sv.Unit, 20, start)
 		m.log.Warn("spawn failed", "user", u.Name, "server", sv.Name, "step", stepName, "err", reason, "journal", strings.Join(journal, "\n"))
 		undo := context.WithoutCancel(ctx)
+		sv.StepState = job.Server.StepState
 		for j := undoFrom; j >= 0; j-- {
-			if err := m.steps[j].Stop(undo, sv); err != nil {
+			if err := m.stopStep(undo, m.steps[j], sv); err != nil {
 				m.log.Warn("undo spawn step", "user", u.Name, "step", m.steps[j].Name(), "err", err)
 			}
 		}
@@ -101,6 +106,7 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 		prog.Emit(ev)
 	}
 	for i, step := range m.steps {
+		job.step = step.Name()
 		if err := step.Start(ctx, job); err != nil {
 			failed(i, step.Name(), err)
 			return
@@ -264,7 +270,7 @@ func (m *Manager) Stop(sv store.Server) (<-chan struct{}, error) {
 // would not stop keeps its credentials.
 func (m *Manager) teardown(ctx context.Context, sv store.Server) error {
 	for i := len(m.steps) - 1; i >= 0; i-- {
-		if err := m.steps[i].Stop(ctx, sv); err != nil {
+		if err := m.stopStep(ctx, m.steps[i], sv); err != nil {
 			return fmt.Errorf("%s: %w", m.steps[i].Name(), err)
 		}
 		m.afterStep(m.steps[i].Name(), "stop")
@@ -276,6 +282,18 @@ func (m *Manager) afterStep(step, half string) {
 	if m.opts.AfterStep != nil {
 		m.opts.AfterStep(step, half)
 	}
+}
+
+// stopStep runs a step's stop half and then forgets what its start half kept (Job.KeepState):
+// a stop that failed keeps it, for the next try.
+func (m *Manager) stopStep(ctx context.Context, step Step, sv store.Server) error {
+	if err := step.Stop(ctx, sv); err != nil {
+		return err
+	}
+	if _, kept := sv.StepState[step.Name()]; kept {
+		return m.store.SetStepState(ctx, sv.ID, step.Name(), "")
+	}
+	return nil
 }
 
 // pickPort finds a free loopback port in the port range that no other server holds.

@@ -28,6 +28,11 @@
 // instead of [spawner]'s). The profile step (agent/profiles) does both; the record keeps the
 // user's own user_options.
 //
+// A step whose stop half needs more than the server record (the accessor of a Vault token it
+// made, say) keeps it with Job.KeepState: it is written to the store at once and comes back in
+// store.Server.StepState[step name] for the stop half, after a restart too, and is forgotten
+// once that stop half has succeeded.
+//
 // A step that needs the server's unit to wait for a mount adds the path to Job.RequiresMounts. A
 // step whose state outlives one server (a mount all of a user's servers share) can also implement
 // StepReconciler, to find that state again after a hub restart.

@@ -14,7 +14,8 @@ type Step interface {
 	// Start does the step's part of a spawn. Its error is shown to the user as the reason the
 	// spawn failed, so it should say what went wrong in words they can act on.
 	Start(ctx context.Context, job *Job) error
-	// Stop undoes Start from the stored record alone; it must be idempotent.
+	// Stop undoes Start from the stored record alone (with what Start kept, Job.KeepState); it
+	// must be idempotent.
 	Stop(ctx context.Context, sv store.Server) error
 }
 
@@ -51,7 +52,9 @@ type Job struct {
 	Unit UnitSettings
 
 	progress *Progress
-	clock    *startClock // nil in jobs made by NewJob
+	clock    *startClock  // nil in jobs made by NewJob
+	store    *store.Store // nil in jobs made by NewJob: KeepState keeps to the job
+	step     string       // the step whose Start runs now
 }
 
 // UnitSettings override the [spawner] settings for one server's unit; a zero field keeps the
@@ -64,9 +67,28 @@ type UnitSettings struct {
 	TasksMax  uint64
 }
 
-// NewJob makes a job for a step's own tests; the hub makes its jobs itself.
+// NewJob makes a job for a step's own tests; the hub makes its jobs itself. What steps keep
+// (KeepState) stays in Job.Server.StepState.
 func NewJob(u store.User, sv store.Server) *Job {
 	return &Job{User: u, Server: sv, Env: map[string]string{}, UserOptions: sv.UserOptions, progress: NewProgress()}
+}
+
+// KeepState records value for the step now starting, in the store at once, so that the step's
+// Stop finds it in store.Server.StepState[its Name()] whenever it runs: after a failed spawn,
+// at a stop, or at the next hub's Reconcile after a crash. The core forgets it once that Stop
+// has succeeded. A step calls it before the side effect the value lets it undo is visible to
+// anyone else (the unit starts), and keeps no secrets in it.
+func (j *Job) KeepState(ctx context.Context, value string) error {
+	if j.store != nil {
+		if err := j.store.SetStepState(ctx, j.Server.ID, j.step, value); err != nil {
+			return err
+		}
+	}
+	if j.Server.StepState == nil {
+		j.Server.StepState = map[string]string{}
+	}
+	j.Server.StepState[j.step] = value
+	return nil
 }
 
 // Progress puts a step on the stream the spawn-pending page shows; percent is the whole spawn's.

@@ -460,3 +460,67 @@ func TestAFailedSpawnShowsOnlyItsOwnLogLines(t *testing.T) {
 		t.Errorf("the failure shows the server's log from an earlier run:\n%s", ev.Message)
 	}
 }
+
+// holder is a step that keeps a value about each server (Job.KeepState) and notes what its stop
+// half finds of it.
+type holder struct {
+	name  string
+	log   *journal
+	value string
+	fail  bool // fail the start after keeping the value
+}
+
+func (h *holder) Name() string { return h.name }
+
+func (h *holder) Start(ctx context.Context, job *servers.Job) error {
+	if err := job.KeepState(ctx, h.value); err != nil {
+		return err
+	}
+	if h.fail {
+		return errors.New(h.name + " failed after keeping its state")
+	}
+	return nil
+}
+
+func (h *holder) Stop(ctx context.Context, sv store.Server) error {
+	h.log.add(fmt.Sprintf("stop %s %q", h.name, sv.StepState[h.name]))
+	return nil
+}
+
+func TestWhatAStepKeepsReachesItsStopHalfAndIsForgottenAfterIt(t *testing.T) {
+	dir, units := t.TempDir(), hubtest.NewUnits()
+	log := &journal{}
+	c := newCore(t, dir, units, &holder{name: "vault", log: log, value: "accessor-1"}, &holder{name: "other", log: log, value: "x"})
+	if ev := c.spawn(); !ev.Ready {
+		t.Fatalf("spawn failed: %s", ev.Message)
+	}
+	if got := c.server().StepState; got["vault"] != "accessor-1" || got["other"] != "x" {
+		t.Fatalf("stored step state %v", got)
+	}
+
+	// A stop while the hub that spawned it is gone: the state came through the store alone.
+	units.Stop(context.Background(), "jupyter-alice.service")
+	again := newCore(t, dir, units, &holder{name: "vault", log: log}, &holder{name: "other", log: log})
+	if err := again.m.Reconcile(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	again.waitStopped()
+	if got := log.take(); !slices.Equal(got, []string{`stop other "x"`, `stop vault "accessor-1"`}) {
+		t.Errorf("stop halves saw %q", got)
+	}
+	if got := again.server().StepState; len(got) != 0 {
+		t.Errorf("step state left after the stop: %v", got)
+	}
+
+	// A spawn that fails after a step kept something: its undo sees it, and it is forgotten.
+	failing := newCore(t, dir, units, &holder{name: "vault", log: log, value: "accessor-2"}, &holder{name: "other", log: log, value: "y", fail: true})
+	if ev := failing.spawn(); !ev.Failed {
+		t.Fatalf("spawn did not fail: %s", ev.Message)
+	}
+	if got := log.take(); !slices.Equal(got, []string{`stop other "y"`, `stop vault "accessor-2"`}) {
+		t.Errorf("undo saw %q", got)
+	}
+	if got := failing.server().StepState; len(got) != 0 {
+		t.Errorf("step state left after the failed spawn: %v", got)
+	}
+}

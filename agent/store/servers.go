@@ -30,20 +30,28 @@ type Server struct {
 	Started      time.Time
 	LastActivity time.Time
 	UserOptions  json.RawMessage
+	// StepState is what spawn steps keep about this server, by step name (SetStepState).
+	StepState map[string]string
 }
 
-const serverCols = `servers.id, servers.user_id, users.name, servers.name, state, unit, port, started, servers.last_activity, user_options`
+const serverCols = `servers.id, servers.user_id, users.name, servers.name, state, unit, port, started, servers.last_activity, user_options,
+	(SELECT json_group_object(step, value) FROM step_state WHERE step_state.server_id = servers.id)`
 
 func scanServer(row interface{ Scan(...any) error }) (Server, error) {
 	var sv Server
 	var started, last sql.NullString
-	var opts string
-	err := row.Scan(&sv.ID, &sv.UserID, &sv.UserName, &sv.Name, &sv.State, &sv.Unit, &sv.Port, &started, &last, &opts)
+	var opts, steps string
+	err := row.Scan(&sv.ID, &sv.UserID, &sv.UserName, &sv.Name, &sv.State, &sv.Unit, &sv.Port, &started, &last, &opts, &steps)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sv, ErrNotFound
 	}
 	sv.Started, sv.LastActivity = parseTime(started), parseTime(last)
 	sv.UserOptions = json.RawMessage(opts)
+	if err == nil && steps != "{}" {
+		if err := json.Unmarshal([]byte(steps), &sv.StepState); err != nil {
+			return sv, fmt.Errorf("read step state of server #%d: %w", sv.ID, err)
+		}
+	}
 	return sv, err
 }
 

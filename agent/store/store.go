@@ -1,5 +1,5 @@
 // Package store keeps the hub's state in sqlite: users, their servers, groups, API and OAuth
-// tokens, OAuth clients and codes, login sessions, shares, and the GPUs each server holds.
+// tokens, OAuth clients and codes, login sessions, shares, the GPUs each server holds, and what spawn steps keep per server.
 //
 // Secrets (tokens, codes, session cookies) are stored only as sha256 hashes: a stolen database
 // does not let anyone act as a user. Every state change a caller makes is written here before the
@@ -195,6 +195,14 @@ var migrations = []string{
 		server_id INTEGER PRIMARY KEY REFERENCES servers(id) ON DELETE CASCADE,
 		record TEXT NOT NULL,
 		held_since TEXT NOT NULL
+	);`,
+	// What a spawn step keeps about one server until its stop half has run (step_state.go): the
+	// vault step's token accessor, say. A deleted server's state goes with it.
+	`CREATE TABLE step_state (
+		server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+		step TEXT NOT NULL,
+		value TEXT NOT NULL,
+		PRIMARY KEY (server_id, step)
 	);`,
 }
 

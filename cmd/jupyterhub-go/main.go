@@ -229,6 +229,12 @@ func checkConfig(cfg config.Config, path string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	fmt.Fprintln(stdout, agent.DescribeGPUs(ctx, cfg, newLogger("info", stderr)))
+	vault, err := agent.DescribeVault(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, err) // it names the key
+		return 2
+	}
+	fmt.Fprintln(stdout, vault)
 	fmt.Fprintf(stdout, "%s is valid: hub on %s, %s login, user servers reach the hub at %s\n",
 		path, cfg.Hub.Listen, cfg.Auth.Method, cfg.APIURLFor())
 	return 0

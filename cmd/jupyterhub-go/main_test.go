@@ -174,3 +174,26 @@ func TestCheckConfigRefusesASecretFileOthersCanRead(t *testing.T) {
 		t.Errorf("mode 0400: check-config = %d:\n%s%s", rc, out, errOut)
 	}
 }
+
+// check-config refuses a Vault token file others can read, as the hub does, and says what
+// Vault says of the token (here: nothing answers) without failing on it.
+func TestCheckConfigChecksTheVaultTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "vault-token")
+	if err := os.WriteFile(token, []byte("hvs.x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	os.WriteFile(filepath.Join(dir, "jupyterhub-go"), []byte("auth required pam_deny.so\n"), 0o644)
+	body := fmt.Sprintf("[hub]\ndata_dir = %q\n[auth.pam]\nconf_dir = %q\n[vault]\nenabled = true\naddress = \"http://127.0.0.1:1\"\nadmin_token_file = %q\n", dir, dir, token)
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if rc, out, errOut := checkConfigOf(cfg); rc != 2 || !strings.Contains(errOut, "vault.admin_token_file") || !strings.Contains(errOut, "chmod 600 "+token) {
+		t.Errorf("mode 0644: check-config = %d:\n%s%s", rc, out, errOut)
+	}
+	os.Chmod(token, 0o600)
+	if rc, out, errOut := checkConfigOf(cfg); rc != 0 || !strings.Contains(out, "vault: Vault at http://127.0.0.1:1 cannot be reached") {
+		t.Errorf("mode 0600, Vault down: check-config = %d:\n%s%s", rc, out, errOut)
+	}
+}
