@@ -7,19 +7,23 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/vault/api"
 	_ "modernc.org/sqlite" // the hub's own database, read to find credentials left behind
 )
 
 // TestHubKilledBetweenAnySpawnStepsLeavesNothingBehind SIGKILLs the hub right after each half of
-// each spawn step has succeeded (JHGO_CRASH_AFTER, read by agent/wire.go), with NFS homes on,
-// then starts a hub again and checks it repaired everything: the server ends up stopped (a spawn
-// cut short is not resumed) with no unit, mount, check unit, environment file, server token or
-// OAuth client left, and alice can start and stop her server as if nothing had happened.
+// each spawn step has succeeded (JHGO_CRASH_AFTER, read by agent/wire.go), with NFS homes and
+// Vault tokens on, then starts a hub again and checks it repaired everything: the server ends up
+// stopped (a spawn cut short is not resumed) with no unit, mount, check unit, environment file,
+// server token, OAuth client or Vault token left, and alice can start and stop her server as if
+// nothing had happened. (The gpu step's case is TestHubKilledAfterTheGPUStepLeavesNoGrant in
+// agent: the VM has no GPU.)
 func TestHubKilledBetweenAnySpawnStepsLeavesNothingBehind(t *testing.T) {
 	startNFSServer(t)
 	const addr, prefix = "127.0.0.1:8005", "jhgo-crash"
@@ -44,8 +48,49 @@ export = %q
 mount_timeout = "%s"
 unmount_after = "1s"
 `, addr, dataDir, prefix, nfsExport, nfsMountTimeout))
+	// With the Vault binary shipped as testdata, the vault step is in the pipeline too, and no
+	// token the hub minted may outlive a crash: Vault's accessor list is back to what it was.
+	var vaultTokens func(t *testing.T) int
+	steps := []string{"credentials", "nfs", "unit"}
+	if _, err := os.Stat("testdata/vault"); err == nil {
+		root := startVault(t)
+		policy, err := os.ReadFile("testdata/admin-policy.hcl")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := root.Sys().PutPolicy("jupyterhub-admin", string(policy)); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := root.Auth().Token().Create(&api.TokenCreateRequest{Policies: []string{"jupyterhub-admin"}, NoDefaultPolicy: true, TTL: "1h"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokenFile := filepath.Join(dir, "vault-token")
+		if err := os.WriteFile(tokenFile, []byte(tok.Auth.ClientToken+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		f, _ := os.OpenFile(cfg, os.O_APPEND|os.O_WRONLY, 0)
+		fmt.Fprintf(f, "\n[vault]\nenabled = true\naddress = \"http://%s\"\nadmin_token_file = %q\n", vaultAddr, tokenFile)
+		f.Close()
+		vaultTokens = func(t *testing.T) int {
+			t.Helper()
+			s, err := root.Logical().List("auth/token/accessors")
+			if err != nil || s == nil {
+				t.Fatalf("list Vault's token accessors: %v", err)
+			}
+			keys, _ := s.Data["keys"].([]any)
+			return len(keys)
+		}
+		steps = []string{"credentials", "nfs", "vault", "unit"}
+	} else {
+		t.Log("no Vault binary in testdata: the vault step is not crash-tested here")
+	}
 	h := startHub(t, cfg, addr)
 	admin := adminToken(t, h)
+	vaultBefore := 0
+	if vaultTokens != nil {
+		vaultBefore = vaultTokens(t)
+	}
 	serverUnit := prefix + "-alice.service"
 	req, _ := http.NewRequest("POST", base+"/hub/api/users/alice", nil)
 	req.Header.Set("Authorization", "token "+admin)
@@ -142,6 +187,11 @@ unmount_after = "1s"
 		if tokens != 0 || clients != 0 {
 			t.Errorf("%d server tokens and %d OAuth clients of servers left behind", tokens, clients)
 		}
+		if vaultTokens != nil {
+			if n := vaultTokens(t); n != vaultBefore {
+				t.Errorf("Vault holds %d tokens, %d before alice's servers: a token outlived its server", n, vaultBefore)
+			}
+		}
 	}
 	startsAndStopsAgain := func(t *testing.T) {
 		t.Helper()
@@ -156,7 +206,7 @@ unmount_after = "1s"
 		nothingLeft(t)
 	}
 
-	for _, step := range []string{"credentials", "nfs", "unit", "ready"} {
+	for _, step := range append(steps, "ready") {
 		at := step + ":start"
 		t.Run("killed after "+at, func(t *testing.T) {
 			crashes(t, at, spawn)
@@ -168,8 +218,8 @@ unmount_after = "1s"
 			startsAndStopsAgain(t)
 		})
 	}
-	// The stop halves run in reverse: unit, nfs, credentials.
-	for _, step := range []string{"unit", "nfs", "credentials"} {
+	// The stop halves run in reverse: unit first, credentials last.
+	for _, step := range slices.Backward(steps) {
 		at := step + ":stop"
 		t.Run("killed after "+at, func(t *testing.T) {
 			spawn(t)
