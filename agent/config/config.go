@@ -110,6 +110,10 @@ type Hub struct {
 	// AuthenticateMetrics requires the read:metrics scope for /hub/metrics, as JupyterHub 5's
 	// authenticate_prometheus does; false serves the metrics to anyone who can reach the hub.
 	AuthenticateMetrics bool `toml:"authenticate_metrics"`
+	// APIPageDefaultLimit and APIPageMaxLimit are JupyterHub's api_page_default_limit and
+	// api_page_max_limit (paging.go).
+	APIPageDefaultLimit int `toml:"api_page_default_limit"`
+	APIPageMaxLimit     int `toml:"api_page_max_limit"`
 }
 
 // Auth is the [auth] section: who may log in and who is an admin.
@@ -282,6 +286,8 @@ func Default() Config {
 			BodyTimeout:    Duration(30 * time.Second),
 
 			AuthenticateMetrics: true,
+			APIPageDefaultLimit: 50,
+			APIPageMaxLimit:     200,
 		},
 		Auth: Auth{
 			Method:            "pam",
@@ -460,6 +466,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("hub.log_level", "%q is not one of debug, info, warn, error", c.Hub.LogLevel)
 	}
+	c.Hub.validatePaging(bad)
 	if c.Auth.MaxFailedLogins < 1 {
 		bad("auth.max_failed_logins", "%d: must be at least 1 (default 5)", c.Auth.MaxFailedLogins)
 	}
