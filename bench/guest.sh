@@ -17,7 +17,8 @@ start_py() {
 case $1 in
 setup)
   gotok=$2 pytok=$3
-  id alice >/dev/null 2>&1 || useradd -m -s /bin/bash alice
+  # alice for the data path; spawn01..spawn20 for the concurrent spawns
+  for u in alice $(seq -f 'spawn%02g' 1 20); do id "$u" >/dev/null 2>&1 || useradd -m -s /bin/bash "$u"; done
   install -m 0644 /bench/pam.d-jupyterhub-go /etc/pam.d/jupyterhub-go
   install -d -m 0700 /var/lib/gohub /var/lib/pyhub
   (umask 077; printf '%s\n' "$gotok" > /var/lib/gohub/bench-token)

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -336,5 +337,50 @@ func (b *bench) startup(ctx context.Context) error {
 		secs[i] = time.Since(t0).Seconds()
 	}
 	b.add(row{fig: "start-up with 10,000 users s", gov: f2(secs[0]), peer: f2(secs[1]), ratio: x(secs[1] / secs[0]), goal: "<= 0.2 s"})
+	return nil
+}
+
+// spawnMany starts the servers of 20 users (guest.sh made their accounts) at once and waits
+// until all are ready, then stops them all.
+func (b *bench) spawnMany(ctx context.Context) error {
+	names := make([]string, 20)
+	for i := range names {
+		names[i] = fmt.Sprintf("spawn%02d", i+1)
+	}
+	for _, h := range b.both() {
+		if st, body, err := h.call(ctx, "POST", "/users", map[string]any{"usernames": names}); err != nil || (st != 201 && st != 409) {
+			return fmt.Errorf("create the spawn users on %s = %d %.200s: %v", h.kind, st, body, err)
+		}
+	}
+	all := func(h *hub, f func(string) error) error {
+		var wg sync.WaitGroup
+		errs := make([]error, len(names))
+		for i, n := range names {
+			wg.Go(func() { errs[i] = f(n) })
+		}
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	med, err := interleave(b.reps, []string{"go", "py"}, func(t string) ([]float64, error) {
+		h := b.hub(t)
+		t0 := time.Now()
+		if err := all(h, func(n string) error { _, err := h.startServer(ctx, n); return err }); err != nil {
+			return nil, err
+		}
+		d := time.Since(t0)
+		if err := all(h, func(n string) error { return h.stopServer(ctx, n) }); err != nil {
+			return nil, err
+		}
+		return []float64{d.Seconds()}, nil
+	})
+	if err != nil {
+		return err
+	}
+	b.add(row{fig: "20 concurrent spawns s (until all ready)", gov: f2(med[0][0]), peer: f2(med[1][0]), ratio: x(med[1][0] / med[0][0]), goal: ""})
 	return nil
 }

@@ -222,7 +222,7 @@ func main() {
 		name string
 		f    func(context.Context) error
 	}{
-		{"rss-idle", b.rssIdle}, {"spawn", b.spawn}, {"create", b.create}, {"list", b.list},
+		{"rss-idle", b.rssIdle}, {"spawn", b.spawn}, {"spawn20", b.spawnMany}, {"create", b.create}, {"list", b.list},
 		{"get", b.getUser}, {"rss-loaded", b.rssLoaded}, {"router", b.router}, {"ws", b.ws},
 		{"startup", b.startup},
 	}
