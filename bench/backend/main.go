@@ -24,34 +24,20 @@ import (
 )
 
 func main() {
-	// A spawner may append arguments of its own (JupyterHub's --port=..., --debug): they are
-	// not errors, the environment says where to listen. So no flag package, which would refuse them.
-	var listen, prefix string
-	for i := 1; i+1 < len(os.Args); i++ {
-		switch os.Args[i] {
-		case "-listen":
-			i++
-			listen = os.Args[i]
-		case "-prefix":
-			i++
-			prefix = os.Args[i]
-		}
+	listen, prefix, err := where(os.Args[1:], os.Getenv("JUPYTERHUB_SERVICE_URL"))
+	if err != nil {
+		log.Fatal(err)
 	}
-	if su := os.Getenv("JUPYTERHUB_SERVICE_URL"); su != "" {
-		u, err := url.Parse(su)
-		if err != nil {
-			log.Fatalf("JUPYTERHUB_SERVICE_URL %q: %v", su, err)
-		}
-		if listen == "" {
-			listen = u.Host
-		}
-		if prefix == "" {
-			prefix = u.Path
-		}
+	h := handler(prefix)
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		log.Fatal(err)
 	}
-	if listen == "" {
-		log.Fatal("no -listen and no JUPYTERHUB_SERVICE_URL")
-	}
+	log.Fatal(http.Serve(ln, h))
+}
+
+// handler serves the backend's three paths under prefix.
+func handler(prefix string) http.Handler {
 	p := "/" + strings.Trim(prefix, "/") + "/"
 	if p == "//" {
 		p = "/"
@@ -59,7 +45,7 @@ func main() {
 	small := bytes.Repeat([]byte("x"), 1024)
 	big := bytes.Repeat([]byte("y"), 1<<20)
 	up := websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch strings.TrimPrefix(r.URL.Path, p) {
 		case "1m":
 			w.Header().Set("Content-Length", fmt.Sprint(len(big)))
@@ -85,9 +71,36 @@ func main() {
 			w.Write(small)
 		}
 	})
-	ln, err := net.Listen("tcp", listen)
-	if err != nil {
-		log.Fatal(err)
+}
+
+// where is the address and path prefix to serve: -listen and -prefix if given, else from the
+// service URL the spawner set. A spawner may append arguments of its own (JupyterHub's
+// --port=..., --debug): they are not errors, so no flag package, which would refuse them.
+func where(args []string, serviceURL string) (listen, prefix string, err error) {
+	for i := 0; i+1 < len(args); i++ {
+		switch args[i] {
+		case "-listen":
+			i++
+			listen = args[i]
+		case "-prefix":
+			i++
+			prefix = args[i]
+		}
 	}
-	log.Fatal(http.Serve(ln, h))
+	if serviceURL != "" {
+		u, err := url.Parse(serviceURL)
+		if err != nil {
+			return "", "", fmt.Errorf("JUPYTERHUB_SERVICE_URL %q: %w", serviceURL, err)
+		}
+		if listen == "" {
+			listen = u.Host
+		}
+		if prefix == "" {
+			prefix = u.Path
+		}
+	}
+	if listen == "" {
+		return "", "", fmt.Errorf("no -listen and no JUPYTERHUB_SERVICE_URL")
+	}
+	return listen, prefix, nil
 }
