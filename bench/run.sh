@@ -50,6 +50,12 @@ say() { log "$@"; }
 if declare -F need >/dev/null; then need mmdebstrap:mmdebstrap systemd-nspawn:systemd-container nsenter:util-linux pgrep:procps curl:curl; fi
 ROOT=$("$HERE/rootfs.sh")
 
+# The guest shares the host's network: the hubs' fixed ports must be free.
+for port in 18000 18001 18081 18100 18200; do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    echo "run.sh: 127.0.0.1:$port is in use (a bench left running?); the bench needs 18000, 18001, 18081, 18100, 18200" >&2; exit 1
+  fi
+done
 W=$(mktemp -d /tmp/jhgo-bench.XXXXXX); export BENCH_WORK=$W
 chmod 755 "$W"
 NSPID='' DIRECT=''

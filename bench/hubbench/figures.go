@@ -306,8 +306,10 @@ func (b *bench) ws(ctx context.Context) error {
 	return nil
 }
 
-// startup fills each hub to 10,000 users, stops it and measures from start to the API
-// answering (for JupyterHub, through CHP, which it starts).
+// startup fills each hub to 10,000 more users, stops it and measures from the hub process's
+// start to its API answering (for JupyterHub, through CHP, which it starts). The clock starts
+// at the process's own start time in /proc, not when the hook was called, so that entering the
+// guest and systemd-run are not counted: 10 ms resolution, like the kernel's.
 func (b *bench) startup(ctx context.Context) error {
 	var secs [2]float64
 	for i, h := range b.both() {
@@ -332,11 +334,20 @@ func (b *bench) startup(ctx context.Context) error {
 			if r, err := hammerOnce(ctx, url); err == nil && r == 200 {
 				break
 			}
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
-		secs[i] = time.Since(t0).Seconds()
+		up := uptime()
+		ps, err := h.pids(ctx)
+		if err != nil {
+			return err
+		}
+		started := startTime(ps[0])
+		if started <= 0 || up <= 0 {
+			return fmt.Errorf("no start time for %s's process %d", h.kind, ps[0])
+		}
+		secs[i] = up - started
 	}
-	b.add(row{fig: "start-up with 10,000 users s", gov: f2(secs[0]), peer: f2(secs[1]), ratio: x(secs[1] / secs[0]), goal: "<= 0.2 s"})
+	b.add(row{fig: "start-up with 10,000 users s (process to API)", gov: f2(secs[0]), peer: f2(secs[1]), ratio: x(secs[1] / secs[0]), goal: "<= 0.2 s"})
 	return nil
 }
 

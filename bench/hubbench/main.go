@@ -110,6 +110,29 @@ func cpuTicks(pids []int) int {
 	return t
 }
 
+// uptime is the seconds since boot, the clock of startTime.
+func uptime() float64 {
+	b, _ := os.ReadFile("/proc/uptime")
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64)
+	return v
+}
+
+// startTime is when the process started, in seconds since boot.
+func startTime(pid int) float64 {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	t, _ := strconv.ParseFloat(f[19], 64) // field 22 of stat; f[0] is field 3
+	return t / 100
+}
+
 func loadavg() string {
 	b, _ := os.ReadFile("/proc/loadavg")
 	if f := strings.Fields(string(b)); len(f) > 0 {
