@@ -200,7 +200,7 @@ func (b *bench) loadRows(ctx context.Context, label, goal string, urls map[strin
 		if err != nil {
 			return nil, err
 		}
-		return []float64{r.RPS, ms(r.P50), ms(r.P99), float64(r.Bytes) / b.dur.Seconds() / (1 << 20)}, nil
+		return []float64{r.RPS, ms(r.P50), ms(r.P99), float64(r.Bytes) / r.Span / (1 << 20)}, nil
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -17,6 +18,7 @@ type result struct {
 	RPS      float64
 	P50, P99 time.Duration
 	Bytes    int64
+	Span     float64 // seconds from the warm-up's end to the last completion
 	N        int
 	Errors   int
 }
@@ -30,16 +32,19 @@ func pct(d []time.Duration, q float64) time.Duration {
 }
 
 // hammer sends GETs to url from c keep-alive connections for dur after a short warm-up, and
-// counts the requests that complete in that window: a slow endpoint (a page of 1,000 users at
-// c=32 takes seconds) still yields figures, since no request has to start inside the window.
-// Each worker has a transport of its own so that c is the connection count.
+// counts the requests that complete after the warm-up. A slow endpoint (a page of 1,000 users
+// at c=32 can take longer than dur) runs on until 2*c requests have completed, up to a minute,
+// and its rate is taken over the time it really ran. Each worker has a transport of its own so
+// that c is the connection count.
 func hammer(ctx context.Context, url, token string, c int, dur time.Duration) (result, error) {
 	var mu sync.Mutex
 	var all []time.Duration
 	var bytes int64
 	errs, n := 0, 0
 	warm := time.Now().Add(300 * time.Millisecond)
-	end := warm.Add(dur)
+	end, hardEnd := warm.Add(dur), warm.Add(time.Minute)
+	var counted atomic.Int64
+	var last atomic.Int64 // UnixNano of the last counted completion
 	var wg sync.WaitGroup
 	for range c {
 		wg.Add(1)
@@ -53,7 +58,7 @@ func hammer(ctx context.Context, url, token string, c int, dur time.Duration) (r
 			e := 0
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				if t0.After(end) {
+				if t0.After(end) && (counted.Load() >= int64(2*c) || t0.After(hardEnd)) {
 					break
 				}
 				req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
@@ -72,9 +77,16 @@ func hammer(ctx context.Context, url, token string, c int, dur time.Duration) (r
 					e++
 					continue
 				}
-				if done := time.Now(); done.After(warm) && !done.After(end) {
+				if done := time.Now(); done.After(warm) {
 					lat = append(lat, done.Sub(t0))
 					b += k
+					counted.Add(1)
+					for {
+						l := last.Load()
+						if done.UnixNano() <= l || last.CompareAndSwap(l, done.UnixNano()) {
+							break
+						}
+					}
 				}
 			}
 			mu.Lock()
@@ -87,7 +99,8 @@ func hammer(ctx context.Context, url, token string, c int, dur time.Duration) (r
 	wg.Wait()
 	n = len(all)
 	slices.Sort(all)
-	r := result{RPS: float64(n) / dur.Seconds(), P50: pct(all, 0.5), P99: pct(all, 0.99), Bytes: bytes, N: n, Errors: errs}
+	span := time.Unix(0, last.Load()).Sub(warm).Seconds()
+	r := result{RPS: float64(n) / span, Span: span, P50: pct(all, 0.5), P99: pct(all, 0.99), Bytes: bytes, N: n, Errors: errs}
 	if n == 0 {
 		return r, fmt.Errorf("GET %s: no request succeeded (%d errors)", url, errs)
 	}

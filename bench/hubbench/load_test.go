@@ -28,9 +28,9 @@ func TestInterleaveAlternatesTheOrderAndTakesMedians(t *testing.T) {
 	}
 }
 
-// A request slower than the window still counts if it completes inside it, so a slow endpoint
-// at many connections yields figures rather than none.
-func TestHammerCountsSlowRequestsThatEndInTheWindow(t *testing.T) {
+// A request slower than the window still counts: the run goes on until 2*c have completed, so a
+// slow endpoint at many connections yields figures rather than none.
+func TestHammerWaitsForSlowRequests(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(400 * time.Millisecond)
 	}))
