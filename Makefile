@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/jupyterhub-go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: oidc-provider all build test unit fuzz integration integration-nspawn lint run demo clean install deb arch package-test bench
+.PHONY: oidc-provider all build test unit fuzz soak integration integration-nspawn lint run demo clean install deb arch package-test bench
 
 all: build
 
@@ -52,6 +52,12 @@ oidc-provider:
 
 integration:
 	test/integration.sh
+
+# Soaks run outside `make test`: 200 WebSockets through the router for SOAK (10m), goroutines,
+# open files, heap and RSS sampled and required flat.
+SOAK ?= 10m
+soak:
+	JHGO_SOAK=$(SOAK) $(GO) test -count=1 -timeout 0 -v -run '^TestSoak' ./agent/router
 
 integration-nspawn:
 	JHGO_BACKEND=nspawn test/integration.sh

@@ -5,13 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
@@ -60,18 +57,12 @@ func reconcileGPUs(ctx context.Context, st *store.Store, a *gpu.Allocator) error
 	return a.Reconcile(ctx, running)
 }
 
-// metricsHandler serves the hub's Prometheus metrics from a registry of its own (no global
-// default registry): the Go runtime and process, and the GPUs when the hub has an allocator.
-func metricsHandler(a *gpu.Allocator, log *slog.Logger) http.Handler {
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if a != nil {
-		reg.MustRegister(gpu.NewCollector(a))
+// gpuCollectors are the GPUs' metrics, for a hub with an allocator.
+func gpuCollectors(a *gpu.Allocator) []prometheus.Collector {
+	if a == nil {
+		return nil
 	}
-	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{
-		ErrorLog:      slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		ErrorHandling: promhttp.ContinueOnError, // one unreadable GPU must not hide the others
-	})
+	return []prometheus.Collector{gpu.NewCollector(a)}
 }
 
 // gpuView shows the allocator to the REST API, which must not import the gpu package.

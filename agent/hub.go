@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,8 +25,10 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/metrics"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/oauth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/profiles"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/router"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
@@ -54,6 +57,8 @@ type Deps struct {
 	Store *store.Store
 	// Close is called by Hub.Close after the store is closed (e.g. to shut NVML down).
 	Close []func() error
+	// AfterStep is servers.Options.AfterStep (the crash tests' seam; see crashAfter).
+	AfterStep func(step, half string)
 }
 
 // Hub is the running daemon.
@@ -116,6 +121,9 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 			return nil, err
 		}
 	}
+	if n := cfg.Hub.DeprecatedMetricsKey(); n != "" {
+		log.Warn(n)
+	}
 	prefix := strings.TrimSuffix(cfg.Hub.BaseURL, "/")
 	hosts := servers.NewUserHosts(cfg.Hub.SubdomainHost)
 	lo, hi, _ := cfg.Spawner.Ports() // validated above
@@ -124,13 +132,18 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 			Prefix: prefix, BaseURL: cfg.Hub.BaseURL, APIURL: cfg.APIURLFor(),
 			PublicURL: cfg.Hub.PublicURL, DefaultURL: cfg.Spawner.DefaultURL, Hosts: hosts,
 		}},
+		profiles.New(cfg.Profiles).Step(), // the chosen [[profile]]'s command, env, limits and GPUs, for the steps after it
 	}, deps.Steps...)
-	core := servers.New(ctx, st, deps.Units, steps, servers.Options{
+	var core *servers.Manager
+	mx := metrics.New(metrics.Options{
+		Users: st, Running: func() int { return len(core.Routes()) }, Collectors: gpuCollectors(deps.GPUs), Logger: log,
+	})
+	core = servers.New(ctx, st, deps.Units, steps, servers.Options{
 		Prefix:   prefix,
 		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
 		PortLow:  lo, PortHigh: hi,
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
-		Logger: log,
+		Observer: mx, Logger: log, AfterStep: deps.AfterStep,
 	})
 	var authOpts auth.Options
 	if cfg.Auth.OIDC.OnLostAccess == "stop" {
@@ -147,7 +160,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	if err != nil {
 		return nil, err
 	}
-	apiDeps := api.Deps{Store: st, Servers: core, Gate: gate, Logger: log, Metrics: metricsHandler(deps.GPUs, log)}
+	apiDeps := api.Deps{Store: st, Servers: core, Gate: gate, Logger: log, Metrics: mx.Handler()}
 	if deps.GPUs != nil {
 		apiDeps.GPUs = gpuView{deps.GPUs}
 	}
@@ -162,7 +175,8 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	quiet := func(p string) bool {
 		return strings.HasPrefix(p, prefix+"/user/") || strings.HasSuffix(p, "/activity") || p == prefix+"/hub/api" || p == prefix+"/hub/api/"
 	}
-	h.handler = web.Middleware(log, quiet, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), users.Hosts(mux)))
+	route := func(r *http.Request) string { _, pattern := mux.Handler(r); return pattern }
+	h.handler = web.Middleware(log, quiet, mx.Middleware(route, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), users.Hosts(mux))))
 	return h, nil
 }
 
@@ -244,6 +258,24 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 		IdleTimeout: 2 * time.Minute,
 		ErrorLog:    slog.NewLogLogger(h.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return ctx },
+		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			if _, ok := c.LocalAddr().(*net.UnixAddr); ok {
+				return web.OverProxySocket(ctx)
+			}
+			return ctx
+		},
+	}
+	var sock net.Listener
+	if path := h.cfg.Hub.ProxySocket; path != "" {
+		var group string
+		if sock, group, err = listenProxySocket(path, h.cfg.Hub.ProxySocketGroup, user.LookupGroup); err != nil {
+			ln.Close()
+			return err
+		}
+		if group == "" {
+			h.log.Warn("the proxy socket is root's alone: no www-data, http or nginx group here; set hub.proxy_socket_group to your reverse proxy's group", "socket", path)
+		}
+		h.log.Info("hub listening for the reverse proxy", "socket", path, "group", group)
 	}
 	chores := make(chan struct{})
 	go func() { h.servers.Run(ctx); close(chores) }()
@@ -251,8 +283,11 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 	if ready != nil {
 		ready()
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if sock != nil {
+		go func() { errc <- srv.Serve(sock) }()
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -15,7 +15,7 @@ func TestOnlyTheWiringImportsTheConcerns(t *testing.T) {
 	const mod = "github.com/jupyterhub-go/jupyterhub-go/"
 	forbidden := []string{mod + "spawner", mod + "pam", mod + "oidc", mod + "gpu", mod + "nfs", mod + "vault",
 		"github.com/godbus/dbus", "github.com/coreos/go-systemd", "github.com/msteinert/pam"}
-	for _, pkg := range []string{"api", "pages", "router", "oauth", "auth", "servers", "web"} {
+	for _, pkg := range []string{"api", "pages", "router", "oauth", "auth", "servers", "web", "profiles"} {
 		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()
 		if err != nil {
 			t.Fatalf("go list -deps ./agent/%s: %v", pkg, err)

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
@@ -84,6 +85,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 		return nil, err
 	}
 	deps.Units, deps.Steps = units, spawnSteps(cfg, units, deps.GPUs, log)
+	deps.AfterStep = crashAfter(os.Getenv("JHGO_CRASH_AFTER"), log)
 	return New(ctx, cfg, deps)
 }
 
@@ -364,3 +366,23 @@ func (l *lateProvider) VerifyLogoutToken(ctx context.Context, raw string) (strin
 }
 
 func (l *lateProvider) Explain(err error) string { return oidc.UserMessage(err) }
+
+// crashAfter is JHGO_CRASH_AFTER=<step>:<start|stop> (e.g. "nfs:start"), for the crash tests in
+// test/e2e only: the hub SIGKILLs itself the first time that half of that step has succeeded, as
+// a power cut or the OOM killer would, so the tests can show that the next hub repairs what any
+// two steps leave between them. Unset (always, outside those tests) it is nil.
+func crashAfter(at string, log *slog.Logger) func(step, half string) {
+	if at == "" {
+		return nil
+	}
+	log.Warn("JHGO_CRASH_AFTER is set: this hub kills itself after that spawn step (crash tests only)", "at", at)
+	var once sync.Once
+	return func(step, half string) {
+		if step+":"+half == at {
+			once.Do(func() {
+				log.Warn("JHGO_CRASH_AFTER: killing the hub now", "at", at)
+				syscall.Kill(os.Getpid(), syscall.SIGKILL)
+			})
+		}
+	}
+}

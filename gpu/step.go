@@ -40,7 +40,7 @@ func (Step) Name() string { return "gpu" }
 const progressPercent = 20
 
 func (s Step) Start(ctx context.Context, job *servers.Job) error {
-	req, err := requestFrom(job.Server.UserOptions)
+	req, err := requestFrom(job.UserOptions) // the user's, or a profile's (Job.UserOptions)
 	if err != nil {
 		return err
 	}
@@ -92,8 +92,8 @@ func describe(devs []Device) string {
 
 // requestFrom reads what a server asks for from its user_options: {"gpus": N} for N whole GPUs,
 // {"mig_profile": "1g.10gb"} for one MIG device, neither (or 0, or "") for none. Other keys
-// belong to others and are left alone. This is the one place that reads the request, so that
-// profiles ([[profile]] gpus = ...) can feed it later.
+// belong to others and are left alone. This is the one place that reads the request; a profile's
+// (agent/profiles) arrives here in the same shape, through Job.UserOptions.
 func requestFrom(opts json.RawMessage) (Request, error) {
 	if len(bytes.TrimSpace(opts)) == 0 {
 		return Request{}, nil

@@ -101,16 +101,34 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 	env["USER"] = sv.UserName
 	env["SHELL"] = "/bin/bash"
 	env["PATH"] = o.Path
-	if o.MemoryMax > 0 {
-		env["MEM_LIMIT"] = strconv.FormatUint(o.MemoryMax, 10)
+	// A step before (a profile) may override the command, the limits and the environment.
+	over := job.Unit
+	cmd, memoryMax, cpuQuota, tasksMax := o.Cmd, o.MemoryMax, o.CPUQuota, o.TasksMax
+	if len(over.Cmd) > 0 {
+		cmd = over.Cmd
 	}
-	if o.CPUQuota > 0 {
-		env["CPU_LIMIT"] = strconv.FormatFloat(o.CPUQuota/100, 'f', -1, 64)
+	if over.MemoryMax > 0 {
+		memoryMax = over.MemoryMax
+	}
+	if over.CPUQuota > 0 {
+		cpuQuota = over.CPUQuota
+	}
+	if over.TasksMax > 0 {
+		tasksMax = over.TasksMax
+	}
+	if memoryMax > 0 {
+		env["MEM_LIMIT"] = strconv.FormatUint(memoryMax, 10)
+	}
+	if cpuQuota > 0 {
+		env["CPU_LIMIT"] = strconv.FormatFloat(cpuQuota/100, 'f', -1, 64)
 	}
 	for k, v := range job.Env {
 		env[k] = v
 	}
 	for k, v := range o.Env {
+		env[k] = v
+	}
+	for k, v := range over.Env {
 		env[k] = v
 	}
 	sandbox := o.Sandbox
@@ -130,11 +148,11 @@ func (s Step) spec(job *servers.Job) (Spec, error) {
 		Description:      fmt.Sprintf("Jupyter server for %s at %s", sv.UserName, job.Env["JUPYTERHUB_SERVICE_PREFIX"]),
 		User:             sv.UserName,
 		WorkingDirectory: wd,
-		Command:          append(append([]string{}, o.Cmd...), o.Args...),
+		Command:          append(append([]string{}, cmd...), o.Args...),
 		Env:              env,
-		MemoryMax:        o.MemoryMax,
-		CPUQuota:         o.CPUQuota,
-		TasksMax:         o.TasksMax,
+		MemoryMax:        memoryMax,
+		CPUQuota:         cpuQuota,
+		TasksMax:         tasksMax,
 		Slice:            o.Slice,
 		Sandbox:          sandbox,
 		DeviceAllow:      slices.Clone(job.DeviceAllow),

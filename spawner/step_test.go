@@ -2,6 +2,7 @@ package spawner
 
 import (
 	"context"
+	"fmt"
 	"os/user"
 	"slices"
 	"strings"
@@ -72,5 +73,48 @@ func TestStepPassesRequiredMounts(t *testing.T) {
 	}
 	if len(spec.RequiresMountsFor) != 1 || spec.RequiresMountsFor[0] != "/nonexistent" {
 		t.Errorf("RequiresMountsFor = %q, want [/nonexistent]", spec.RequiresMountsFor)
+	}
+}
+
+// A step before the unit (a profile) overrides the command, the limits and the environment: the
+// limits become the unit's properties (and MEM_LIMIT/CPU_LIMIT, as systemdspawner sets them), its
+// environment wins over spawner.env, and what it leaves zero keeps the [spawner] settings.
+func TestStepAppliesTheJobsUnitSettings(t *testing.T) {
+	step := NewStep(nil, StepOptions{
+		Cmd: []string{"/usr/bin/jupyterhub-singleuser"}, Args: []string{"--debug"},
+		Env:       map[string]string{"SHARED": "spawner", "KEEP": "spawner"},
+		MemoryMax: 1 << 30, CPUQuota: 100, TasksMax: 200,
+	})
+	job := servers.NewJob(store.User{Name: "nobody"}, store.Server{UserName: "nobody", Unit: "jupyter-nobody.service"})
+	job.Env["SHARED"] = "step"
+	job.Unit = servers.UnitSettings{
+		Cmd:       []string{"/opt/conda/envs/torch/bin/jupyterhub-singleuser"},
+		Env:       map[string]string{"SHARED": "profile", "CONDA_DEFAULT_ENV": "torch"},
+		MemoryMax: 4 << 30, CPUQuota: 250,
+	}
+	spec, err := step.spec(job)
+	if err != nil {
+		t.Skipf("no usable account nobody here: %v", err)
+	}
+	if want := []string{"/opt/conda/envs/torch/bin/jupyterhub-singleuser", "--debug"}; !slices.Equal(spec.Command, want) {
+		t.Errorf("Command = %q, want %q", spec.Command, want)
+	}
+	for k, want := range map[string]string{"SHARED": "profile", "KEEP": "spawner", "CONDA_DEFAULT_ENV": "torch", "MEM_LIMIT": "4294967296", "CPU_LIMIT": "2.5"} {
+		if spec.Env[k] != want {
+			t.Errorf("env %s = %q, want %q", k, spec.Env[k], want)
+		}
+	}
+	props, err := unitProperties(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, p := range props {
+		got[p.Name] = fmt.Sprint(p.Value.Value())
+	}
+	for k, want := range map[string]string{"MemoryMax": "4294967296", "CPUQuotaPerSecUSec": "2500000", "TasksMax": "200"} {
+		if got[k] != want {
+			t.Errorf("%s = %q, want %q", k, got[k], want)
+		}
 	}
 }

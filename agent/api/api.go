@@ -20,6 +20,7 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/profiles"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
@@ -38,6 +39,7 @@ type API struct {
 	metricsHandler http.Handler
 	passwords      auth.Authenticator // for POST .../tokens with {"auth": ...}; nil without password logins
 	shutdownHub    func(stopServers bool)
+	profiles       *profiles.Set // [[profile]]: what a start's user_options.profile may name
 }
 
 // Deps is what the API works with. GPUs and Metrics are optional: without GPUs the hub lists
@@ -49,7 +51,7 @@ type Deps struct {
 	Logger  *slog.Logger
 	GPUs    GPUs
 	// Metrics serves the Prometheus exposition; the API puts it at /hub/metrics, behind the
-	// read:metrics scope unless hub.authenticate_metrics is off.
+	// read:metrics scope unless hub.metrics_public is on.
 	Metrics http.Handler
 	// Passwords checks {"auth": {"username", "password"}} in a token request (PAM); nil refuses it.
 	Passwords auth.Authenticator
@@ -62,6 +64,7 @@ func New(cfg config.Config, d Deps) *API {
 	return &API{
 		cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), store: d.Store, servers: d.Servers, gate: d.Gate,
 		log: d.Logger, gpus: d.GPUs, metricsHandler: d.Metrics, passwords: d.Passwords, shutdownHub: d.Shutdown,
+		profiles: profiles.New(cfg.Profiles),
 	}
 }
 
@@ -115,7 +118,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/gpus", a.authed(methods{"GET": a.listGPUs}))
 	if a.metricsHandler != nil {
 		metrics := a.prefix + "/hub/metrics"
-		if a.cfg.Hub.AuthenticateMetrics {
+		if !a.cfg.Hub.PublicMetrics() {
 			mux.Handle(metrics, a.authed(methods{"GET": a.metrics}))
 		} else {
 			mux.Handle(metrics, a.metricsHandler)

@@ -228,9 +228,9 @@ func TestMetricsNeedReadMetricsAndShowTheGPUs(t *testing.T) {
 }
 
 func TestMetricsWithoutAuthenticationWhenTurnedOff(t *testing.T) {
-	th, _, _, _ := gpuHub(t, func(c *config.Config) { c.Hub.AuthenticateMetrics = false })
+	th, _, _, _ := gpuHub(t, func(c *config.Config) { c.Hub.MetricsPublic = true })
 	r := th.Do("GET", "/hub/metrics", "", "")
 	if r.Status != 200 || scrape(t, r.Body)["jupyterhub_gpu_allocated"] == nil {
-		t.Errorf("scrape without a token, hub.authenticate_metrics = false: %d %s", r.Status, r.Body)
+		t.Errorf("scrape without a token, hub.metrics_public = true: %d %s", r.Status, r.Body)
 	}
 }

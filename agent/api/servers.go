@@ -21,13 +21,18 @@ func (a *API) startServer(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		return
 	}
 	var opts map[string]any
-	if err := a.decodeJSON(w, r, &opts); err != nil {
+	err := a.decodeJSON(w, r, &opts)
+	if err != nil {
 		a.writeErr(w, err)
 		return
 	}
 	raw, _ := json.Marshal(opts)
 	if opts == nil {
 		raw = nil
+	}
+	if raw, err = a.chooseProfile(r.Context(), u, "", raw); err != nil {
+		a.writeErr(w, err)
+		return
 	}
 	if err := a.gate.FreshLogin(r.Context(), u); errors.Is(err, auth.ErrLoginExpired) {
 		web.Error(w, http.StatusForbidden, "%s's login at the identity provider has ended: they must log in again before their server can start", u.Name)

@@ -24,6 +24,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 )
 
 // LoginCookie is the hub's login cookie, sent only to /hub/ paths.
@@ -302,8 +303,12 @@ func (g *Gate) Secure(r *http.Request) bool {
 	return strings.HasPrefix(g.cfg.Hub.PublicURL, "https://")
 }
 
-// FromTrustedProxy reports whether the request came from one of hub.trusted_proxies.
+// FromTrustedProxy reports whether the request came over hub.proxy_socket or from one of
+// hub.trusted_proxies.
 func (g *Gate) FromTrustedProxy(r *http.Request) bool {
+	if web.FromProxySocket(r) {
+		return true
+	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return false

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 )
 
 func newGate(t *testing.T) *Gate {
@@ -20,14 +21,16 @@ func newGate(t *testing.T) *Gate {
 func TestCookiesAreSecureOnlyBehindATrustedTLSProxy(t *testing.T) {
 	g := newGate(t)
 	req := httptest.NewRequest("GET", "/hub/login", nil)
-	req.RemoteAddr = "127.0.0.1:5555"
+	req.RemoteAddr = "@"
 	req.Header.Set("X-Forwarded-Proto", "https")
-	if !g.Secure(req) {
-		t.Error("nginx on 127.0.0.1 said https, but cookies would not be Secure")
+	if !g.Secure(req.WithContext(web.OverProxySocket(req.Context()))) {
+		t.Error("nginx said https over hub.proxy_socket, but cookies would not be Secure")
 	}
-	req.RemoteAddr = "192.0.2.7:5555"
-	if g.Secure(req) {
-		t.Error("a stranger's X-Forwarded-Proto made cookies Secure")
+	for _, from := range []string{"127.0.0.1:5555", "192.0.2.7:5555"} {
+		req.RemoteAddr = from
+		if g.Secure(req) {
+			t.Errorf("X-Forwarded-Proto from %s over TCP made cookies Secure: user code on this host connects from loopback too", from)
+		}
 	}
 }
 

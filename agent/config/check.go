@@ -137,6 +137,8 @@ func problemsOf(err error, lines map[string]int) []Problem {
 func keyLines(data []byte) map[string]int {
 	out := map[string]int{}
 	table := ""
+	// element is "profile[2]" inside the third [[profile]], for Validate's profile[N].key.
+	element, elements := "", map[string]int{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
 		l := strings.TrimSpace(sc.Text())
@@ -148,6 +150,12 @@ func keyLines(data []byte) map[string]int {
 			table = strings.ReplaceAll(table, `"`, "")
 			if _, seen := out[table]; !seen {
 				out[table] = n
+			}
+			element = ""
+			if strings.HasPrefix(l, "[[") {
+				element = fmt.Sprintf("%s[%d]", table, elements[table])
+				elements[table]++
+				out[element] = n
 			}
 			continue
 		}
@@ -161,6 +169,9 @@ func keyLines(data []byte) map[string]int {
 		}
 		if _, seen := out[key]; !seen {
 			out[key] = n
+		}
+		if element != "" {
+			out[element+key[len(table):]] = n
 		}
 	}
 	return out

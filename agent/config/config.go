@@ -43,6 +43,7 @@ type Config struct {
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
 	// does not start (the hub knows their token and, optionally, where they listen).
 	Services []Service `toml:"service"`
+	Profiles []Profile `toml:"profile"` // [[profile]]: see profile.go
 }
 
 // Service is one [[service]]: something that calls the hub's API as itself (an idle culler, a
@@ -97,7 +98,16 @@ type Hub struct {
 	DataDir string `toml:"data_dir"`
 	// APIURL is the hub API as user servers reach it; "" derives it from Listen.
 	APIURL string `toml:"api_url"`
-	// TrustedProxies are the networks whose X-Forwarded-* headers are believed.
+	// ProxySocket is a unix socket the hub listens on besides Listen, for the reverse proxy on this
+	// host (the shipped nginx site connects to it). Only the proxy's group may connect, so
+	// X-Forwarded-* headers that arrive over it are the proxy's own; over TCP, loopback included,
+	// they could come from any user's server on this host. "" listens on TCP only.
+	ProxySocket string `toml:"proxy_socket"`
+	// ProxySocketGroup owns ProxySocket (mode 0660); "" picks the group the distribution's nginx
+	// workers run as: www-data (Debian, Ubuntu), http (Arch) or nginx, whichever exists.
+	ProxySocketGroup string `toml:"proxy_socket_group"`
+	// TrustedProxies are the TCP networks whose X-Forwarded-* headers are believed. Empty by
+	// default: user code on this host connects from loopback too.
 	TrustedProxies []string `toml:"trusted_proxies"`
 	// CookieMaxAge bounds browser logins and the OAuth tokens issued to user servers.
 	CookieMaxAge Duration `toml:"cookie_max_age"`
@@ -107,9 +117,11 @@ type Hub struct {
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
 	// BodyTimeout bounds reading a request body to the hub's own pages and API (not /user/).
 	BodyTimeout Duration `toml:"body_timeout"`
-	// AuthenticateMetrics requires the read:metrics scope for /hub/metrics, as JupyterHub 5's
-	// authenticate_prometheus does; false serves the metrics to anyone who can reach the hub.
-	AuthenticateMetrics bool `toml:"authenticate_metrics"`
+	// MetricsPublic serves /hub/metrics without the read:metrics scope (JupyterHub 5's
+	// authenticate_prometheus = false). AuthenticateMetrics is its deprecated inverse, still read
+	// (nil: not in the file); use PublicMetrics, which combines them.
+	MetricsPublic       bool  `toml:"metrics_public"`
+	AuthenticateMetrics *bool `toml:"authenticate_metrics"`
 	// APIPageDefaultLimit and APIPageMaxLimit are JupyterHub's api_page_default_limit and
 	// api_page_max_limit (paging.go).
 	APIPageDefaultLimit int `toml:"api_page_default_limit"`
@@ -270,22 +282,22 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup(EnvNFSExport); ok && v != "" {
 		c.NFS.Export = v
 	}
+	c.applyProfileEnv(lookup) // JUPYTER_PROFILE_<NAME>_ENABLED
 }
 
 // Default returns the configuration an empty file produces.
 func Default() Config {
 	return Config{
 		Hub: Hub{
-			Listen:         "127.0.0.1:8000",
-			BaseURL:        "/",
-			DataDir:        "/var/lib/jupyterhub-go",
-			TrustedProxies: []string{"127.0.0.1/32", "::1/128"},
-			CookieMaxAge:   Duration(14 * 24 * time.Hour),
-			LogLevel:       "info",
-			MaxBodyBytes:   1 << 20,
-			BodyTimeout:    Duration(30 * time.Second),
+			Listen:       "127.0.0.1:8000",
+			BaseURL:      "/",
+			DataDir:      "/var/lib/jupyterhub-go",
+			ProxySocket:  "/run/jupyterhub-go.sock",
+			CookieMaxAge: Duration(14 * 24 * time.Hour),
+			LogLevel:     "info",
+			MaxBodyBytes: 1 << 20,
+			BodyTimeout:  Duration(30 * time.Second),
 
-			AuthenticateMetrics: true,
 			APIPageDefaultLimit: 50,
 			APIPageMaxLimit:     200,
 		},
@@ -389,6 +401,14 @@ func Parse(data []byte, cfg *Config) error {
 			return fmt.Errorf("%s: must be a table such as { NAME = \"value\" }", strings.Join(k, "."))
 		}
 	}
+	if err := checkMetricsKeys(md); err != nil {
+		return err
+	}
+	for _, k := range md.Keys() {
+		if k.String() == "profile.env" && md.Type(k...) != "Hash" {
+			return errors.New("profile.env: must be a table such as { NAME = \"value\" }")
+		}
+	}
 	if md.IsDefined("spawner", "tasks_max") && cfg.Spawner.TasksMax > math.MaxInt64 {
 		return errors.New("spawner.tasks_max: must not be negative (0 leaves systemd's default)")
 	}
@@ -452,6 +472,9 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.Hub.DataDir) {
 		bad("hub.data_dir", "%q must be an absolute path", c.Hub.DataDir)
+	}
+	if c.Hub.ProxySocket != "" && !filepath.IsAbs(c.Hub.ProxySocket) {
+		bad("hub.proxy_socket", "%q must be an absolute path (e.g. \"/run/jupyterhub-go.sock\"), or empty for TCP only", c.Hub.ProxySocket)
 	}
 	for _, p := range c.Hub.TrustedProxies {
 		if _, err := netip.ParsePrefix(p); err != nil {
@@ -638,6 +661,7 @@ func (c *Config) Validate() error {
 	if c.GPU.DefaultQuota < 0 {
 		bad("gpu.default_quota", "%d: use 0 or more, the number of GPUs (or MIG devices) a user in none of the gpu.quota groups may hold at once (0: none)", c.GPU.DefaultQuota)
 	}
+	c.validateProfiles(bad)
 
 	return errors.Join(errs...)
 }
@@ -668,7 +692,7 @@ func (c *Config) Notes() []string {
 			}
 		}
 	}
-	return notes
+	return append(notes, c.Hub.metricsNotes()...)
 }
 
 // validate checks [nfs] once it is enabled; the templates are tried with a sample user.

@@ -62,8 +62,8 @@ quota = { students = 1, staff = 4 }
 	if !cfg.GPU.Enabled || !cfg.GPU.Queue || cfg.GPU.DefaultQuota != 0 || cfg.GPU.Quota["students"] != 1 || cfg.GPU.Quota["staff"] != 4 {
 		t.Errorf("parsed %+v", cfg.GPU)
 	}
-	if d := Default(); !d.GPU.Enabled || d.GPU.Queue || d.GPU.DefaultQuota != 1 || !d.Hub.AuthenticateMetrics {
-		t.Errorf("defaults: gpu %+v, authenticate_metrics %v", d.GPU, d.Hub.AuthenticateMetrics)
+	if d := Default(); !d.GPU.Enabled || d.GPU.Queue || d.GPU.DefaultQuota != 1 || d.Hub.PublicMetrics() {
+		t.Errorf("defaults: gpu %+v, public metrics %v", d.GPU, d.Hub.PublicMetrics())
 	}
 }
 
@@ -136,7 +136,7 @@ func TestExampleConfigIsTheDefaults(t *testing.T) {
 	}
 	want := Default()
 	want.Spawner.Env, want.Spawner.Args, want.Auth.AdminUsers, want.Auth.AdminGroups = map[string]string{}, []string{}, []string{}, []string{}
-	want.Auth.AllowedUsers, want.Auth.AllowedGroups = []string{}, []string{}
+	want.Auth.AllowedUsers, want.Auth.AllowedGroups, want.Hub.TrustedProxies = []string{}, []string{}, []string{}
 	want.Auth.OIDC.AuthParams = map[string]string{}
 	want.GPU.Quota = map[string]int{}
 	if !reflect.DeepEqual(cfg, want) {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +51,12 @@ type Options struct {
 	// real allocator and gpu step, wired as agent.Open wires them, with the [gpu] section of the
 	// configuration. nil is a hub without GPUs, whose servers' requests for them go unread.
 	GPUs *gpu.NVML
+	// AfterStep is servers.Options.AfterStep: a test that calls runtime.Goexit from it ends
+	// that spawn or stop there, as a hub SIGKILLed at that point would.
+	AfterStep func(step, half string)
+	// Steps run before the stand-in unit (and after the gpu step), as a concern's steps do: a
+	// test's step that fails a spawn, say.
+	Steps []servers.Step
 }
 
 // NewWith is New with more changed than the configuration.
@@ -58,13 +65,14 @@ func NewWith(t testing.TB, o Options) *Hub {
 	cfg := config.Default()
 	cfg.Hub.DataDir = t.TempDir()
 	cfg.Hub.MaxBodyBytes = 4096
+	cfg.Hub.ProxySocket = "" // tests that want one choose a path short enough for a unix socket
 	for _, f := range o.Config {
 		f(&cfg)
 	}
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	units, passwords := NewUnits(), &Passwords{m: map[string]string{}}
-	deps := agent.Deps{Auth: passwords, Units: units, Steps: []servers.Step{units.Step()}, Logger: log}
+	deps := agent.Deps{Auth: passwords, Units: units, Steps: append(slices.Clip(o.Steps), units.Step()), Logger: log}
 	if o.GPUs != nil {
 		st, err := agent.OpenStore(ctx, cfg)
 		if err != nil {
@@ -76,8 +84,9 @@ func NewWith(t testing.TB, o Options) *Hub {
 			t.Fatal(err)
 		}
 		deps.Store, deps.GPUs = st, alloc
-		deps.Steps = []servers.Step{gpu.NewStep(alloc, log), units.Step()}
+		deps.Steps = append([]servers.Step{gpu.NewStep(alloc, log)}, deps.Steps...)
 	}
+	deps.AfterStep = o.AfterStep
 	h, err := agent.New(ctx, cfg, deps)
 	if err != nil {
 		t.Fatal(err)
@@ -236,6 +245,7 @@ type Units struct {
 	handlers map[string]http.Handler // user → what their server serves
 	running  map[string]*unit        // unit name → server
 	units    map[string]string       // user → unit name
+	jobs     map[string]servers.Job  // user → the job their last server started with
 }
 
 type unit struct {
@@ -245,7 +255,7 @@ type unit struct {
 
 // NewUnits makes an empty stand-in.
 func NewUnits() *Units {
-	return &Units{handlers: map[string]http.Handler{}, running: map[string]*unit{}, units: map[string]string{}}
+	return &Units{handlers: map[string]http.Handler{}, running: map[string]*unit{}, units: map[string]string{}, jobs: map[string]servers.Job{}}
 }
 
 func (u *Units) handle(user string, h http.Handler) {
@@ -293,7 +303,17 @@ func (s unitStep) Start(ctx context.Context, job *servers.Job) error {
 	go un.srv.Serve(ln)
 	u.running[job.Server.Unit] = un
 	u.units[job.User.Name] = job.Server.Unit
+	u.jobs[job.User.Name] = *job
 	return nil
+}
+
+// LastJob is the job user's last server reached the unit step with: what the steps before it
+// (a profile, the gpu step) left for the unit.
+func (h *Hub) LastJob(user string) (servers.Job, bool) {
+	h.units.mu.Lock()
+	defer h.units.mu.Unlock()
+	j, ok := h.units.jobs[user]
+	return j, ok
 }
 
 // Stop stops a stand-in unit.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/profiles"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
@@ -26,6 +27,8 @@ type Pages struct {
 	auth    auth.Authenticator // password logins; nil when logins go through an identity provider
 	render  *Renderer
 	log     *slog.Logger
+	// profiles are [[profile]]: the spawn page's options form (profiles.go).
+	profiles *profiles.Set
 }
 
 // Deps are what the pages call.
@@ -43,6 +46,7 @@ func New(cfg config.Config, d Deps) *Pages {
 	return &Pages{
 		cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"),
 		store: d.Store, servers: d.Servers, gate: d.Gate, auth: d.Auth, render: d.Renderer, log: d.Logger,
+		profiles: profiles.New(cfg.Profiles),
 	}
 }
 
@@ -110,6 +114,7 @@ func (h *Pages) homePage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		return
 	}
 	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": ago(sv.Started), "Active": ago(sv.LastActivity)}
+	data["Options"] = len(h.profiles.Offered(c.User)) > 0 // Start leads to the options form
 	if msg, failed := h.servers.LastFailure(sv); failed {
 		reason, journal, _ := strings.Cut(strings.TrimPrefix(msg, "Spawn failed: "), "\nLast lines of the server's log:\n")
 		data["LastError"] = map[string]string{"Reason": reason, "Journal": journal}
@@ -159,7 +164,7 @@ func (h *Pages) spawnPage(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		return
 	}
 	if r.Method != http.MethodPost && sv.State != store.Spawning {
-		h.render.Render(w, r, http.StatusOK, "spawn.html", map[string]any{"Owner": u.Name, "Next": next}, c)
+		h.render.Render(w, r, http.StatusOK, "spawn.html", h.spawnForm(r, u, sv, map[string]any{"Owner": u.Name, "Next": next}), c)
 		return
 	}
 	if err := h.gate.FreshLogin(r.Context(), u); errors.Is(err, auth.ErrLoginExpired) {
@@ -169,7 +174,12 @@ func (h *Pages) spawnPage(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		h.render.Error(w, r, http.StatusBadGateway, "Cannot start the server", err.Error())
 		return
 	}
-	if _, err := h.servers.Start(u, "", nil); err != nil {
+	opts, err := h.chosenOptions(r, u, sv)
+	if err != nil {
+		h.profileRefused(w, r, err)
+		return
+	}
+	if _, err := h.servers.Start(u, "", opts); err != nil {
 		h.render.Error(w, r, http.StatusBadRequest, "Cannot start the server", err.Error())
 		return
 	}

@@ -15,7 +15,7 @@ import (
 )
 
 func TestRouterKeepsPathAndHeaders(t *testing.T) {
-	th := hubtest.New(t)
+	th := hubtest.New(t, func(c *config.Config) { c.Hub.TrustedProxies = []string{"127.0.0.1/32"} })
 	var got *http.Request
 	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = r.Clone(context.Background())
@@ -41,7 +41,7 @@ func TestRouterKeepsPathAndHeaders(t *testing.T) {
 			t.Errorf("%s = %q, want %q passed untouched", h, got.Header.Get(h), want)
 		}
 	}
-	// The test client connects from 127.0.0.1, a trusted proxy by default: its claims are kept.
+	// The test client connects from 127.0.0.1, made a trusted proxy here: its claims are kept.
 	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-For") != "6.6.6.6, 127.0.0.1" {
 		t.Errorf("X-Forwarded-Proto %q, X-Forwarded-For %q", got.Header.Get("X-Forwarded-Proto"), got.Header.Get("X-Forwarded-For"))
 	}
@@ -51,7 +51,7 @@ func TestRouterKeepsPathAndHeaders(t *testing.T) {
 }
 
 func TestRouterDistrustsForwardedHeadersFromStrangers(t *testing.T) {
-	th := hubtest.New(t, func(c *config.Config) { c.Hub.TrustedProxies = nil })
+	th := hubtest.New(t) // loopback is not a trusted proxy by default
 	var got http.Header
 	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
 	th.Serve("alice", backend)

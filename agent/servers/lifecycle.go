@@ -20,7 +20,7 @@ import (
 // spawning, the running spawn's progress is returned. opts are the user_options the server
 // starts with.
 func (m *Manager) Start(u store.User, name string, opts json.RawMessage) (*Progress, error) {
-	ctx := m.life
+	ctx, asked := m.life, time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	sv, err := m.store.Server(ctx, u.ID, name)
@@ -32,6 +32,7 @@ func (m *Manager) Start(u store.User, name string, opts json.RawMessage) (*Progr
 		return nil, conflict("%s's server is already running", u.Name)
 	case store.Spawning:
 		if p := m.spawns[sv.ID]; p != nil {
+			m.opts.Observer.SpawnFinished(SpawnAlreadyPending, time.Since(asked)) // as JupyterHub times it: this request's
 			return p, nil
 		}
 		return nil, conflict("%s's server is starting", u.Name)
@@ -64,7 +65,7 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 	defer clock.end()
 	start := time.Now()
 	prog.Step(0, "Server requested")
-	job := &Job{User: u, Server: sv, Env: map[string]string{}, progress: prog, clock: clock}
+	job := &Job{User: u, Server: sv, Env: map[string]string{}, UserOptions: sv.UserOptions, progress: prog, clock: clock}
 	failed := func(undoFrom int, stepName string, err error) {
 		reason := err.Error()
 		cancelled := errors.Is(ctx.Err(), context.Canceled) && !errors.Is(context.Cause(ctx), context.DeadlineExceeded)
@@ -96,6 +97,7 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 		m.mu.Unlock()
 		ev := failedEvent(reason, journal)
 		ev.Cancelled = cancelled
+		m.opts.Observer.SpawnFinished(SpawnFailure, time.Since(start))
 		prog.Emit(ev)
 	}
 	for i, step := range m.steps {
@@ -103,16 +105,19 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 			failed(i, step.Name(), err)
 			return
 		}
+		m.afterStep(step.Name(), "start")
 	}
 	if err := m.waitUp(ctx, sv); err != nil {
 		failed(len(m.steps)-1, "ready", err)
 		return
 	}
+	m.afterStep("ready", "start")
 	m.mu.Lock()
 	if m.stops[sv.ID] != nil {
 		// A stop came between the server answering and here: it owns the record now and tears
 		// the steps down once this spawn has finished, so no route may appear for it.
 		m.mu.Unlock()
+		m.opts.Observer.SpawnFinished(SpawnFailure, time.Since(start))
 		prog.Emit(Event{Progress: 100, Failed: true, Cancelled: true, Message: "Spawn cancelled: the server was stopped"})
 		return
 	}
@@ -123,9 +128,11 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 	}
 	m.mu.Unlock()
 	if err != nil {
+		m.opts.Observer.SpawnFinished(SpawnFailure, time.Since(start))
 		prog.Emit(failedEvent(err.Error(), nil))
 		return
 	}
+	m.opts.Observer.SpawnFinished(SpawnSuccess, time.Since(start))
 	m.activity.touch(sv.ID)
 	m.log.Info("server ready", "user", u.Name, "server", sv.Name, "unit", sv.Unit, "port", sv.Port, "seconds", time.Since(start).Seconds())
 	prog.Emit(m.ReadyEvent(sv))
@@ -174,7 +181,7 @@ func (m *Manager) waitUp(ctx context.Context, sv store.Server) error {
 		}
 		if time.Since(lastCheck) >= unitCheck {
 			lastCheck = time.Now()
-			st, err := m.units.State(ctx, sv.Unit)
+			st, err := m.poll(ctx, sv.Unit)
 			if err == nil && !st.Running() {
 				return fmt.Errorf("unit %s exited before the server answered (state %s/%s, result %s)", sv.Unit, st.ActiveState, st.SubState, st.Result)
 			}
@@ -215,6 +222,7 @@ func (m *Manager) Stop(sv store.Server) (<-chan struct{}, error) {
 	m.log.Info("stop requested", "user", cur.UserName, "server", cur.Name, "unit", cur.Unit)
 	go func() {
 		defer close(done)
+		began := time.Now()
 		if prog != nil {
 			prog.cancel()
 			<-prog.Finished()
@@ -228,6 +236,7 @@ func (m *Manager) Stop(sv store.Server) (<-chan struct{}, error) {
 		defer m.mu.Unlock()
 		delete(m.stops, cur.ID)
 		delete(m.spawns, cur.ID)
+		m.opts.Observer.StopFinished(err == nil, time.Since(began))
 		if err != nil {
 			m.log.Error("stop server", "user", cur.UserName, "server", cur.Name, "err", err)
 			// The unit is still there (it stops first, so a step before it failing means it
@@ -258,8 +267,15 @@ func (m *Manager) teardown(ctx context.Context, sv store.Server) error {
 		if err := m.steps[i].Stop(ctx, sv); err != nil {
 			return fmt.Errorf("%s: %w", m.steps[i].Name(), err)
 		}
+		m.afterStep(m.steps[i].Name(), "stop")
 	}
 	return nil
+}
+
+func (m *Manager) afterStep(step, half string) {
+	if m.opts.AfterStep != nil {
+		m.opts.AfterStep(step, half)
+	}
 }
 
 // pickPort finds a free loopback port in the port range that no other server holds.

@@ -3,6 +3,7 @@ package servers
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 )
@@ -19,6 +20,7 @@ import (
 // the router everyone else needs) from listening. Until a stop is done its server reads as
 // stopping.
 func (m *Manager) Reconcile(ctx context.Context) error {
+	began := time.Now()
 	units, err := m.units.List(ctx)
 	if err != nil {
 		return fmt.Errorf("list units: %w", err)
@@ -76,6 +78,7 @@ func (m *Manager) Reconcile(ctx context.Context) error {
 			}
 		}
 	}
+	m.opts.Observer.Reconciled(time.Since(began))
 	m.log.Info("reconciled with systemd", "adopted", adopted, "stopping", stopping, "records", len(servers), "units", len(units))
 	return nil
 }

@@ -23,6 +23,11 @@
 //     store.Server.
 //  2. Add one line for it in the step list in agent (spawnSteps in agent/wire.go), before the unit.
 //
+// A step can also change what the steps after it read: Job.UserOptions (the options the gpu step
+// takes its request from) and Job.Unit (the command, environment and limits the unit step uses
+// instead of [spawner]'s). The profile step (agent/profiles) does both; the record keeps the
+// user's own user_options.
+//
 // A step that needs the server's unit to wait for a mount adds the path to Job.RequiresMounts. A
 // step whose state outlives one server (a mount all of a user's servers share) can also implement
 // StepReconciler, to find that state again after a hub restart.
@@ -90,7 +95,13 @@ type Options struct {
 	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP, less time queued (Job.Queued)
 	StopTimeout  time.Duration // bounds stopping a server
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
+	Observer     Observer      // told of spawns, stops and polls (the metrics); nil: nobody
 	Logger       *slog.Logger
+	// AfterStep, if set, is called each time a step's start or stop half has succeeded (half
+	// "start" or "stop"; step "ready" once the server answers). It is the seam the crash tests
+	// kill the hub at (agent's JHGO_CRASH_AFTER), to show that a hub dying between any two
+	// steps leaves nothing behind once it starts again.
+	AfterStep func(step, half string)
 }
 
 // Route is where a running server listens.
@@ -129,6 +140,9 @@ type Manager struct {
 func New(life context.Context, st *store.Store, units Units, steps []Step, opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
+	}
+	if opts.Observer == nil {
+		opts.Observer = noObserver{}
 	}
 	return &Manager{
 		opts: opts, log: opts.Logger, store: st, units: units, steps: steps, life: life,
@@ -248,10 +262,21 @@ func (m *Manager) Check(serverID int64) {
 	if err != nil || sv.State != store.Running {
 		return
 	}
-	st, err := m.units.State(ctx, sv.Unit)
+	st, err := m.poll(ctx, sv.Unit)
 	if err != nil || st.Running() {
 		return
 	}
 	m.log.Warn("server's unit is gone; marking it stopped", "user", sv.UserName, "unit", sv.Unit, "state", st.ActiveState)
 	m.Stop(sv)
+}
+
+// poll asks systemd for a unit's state, timed for the observer (JupyterHub's server poll); a
+// failed question is no answer and is not counted.
+func (m *Manager) poll(ctx context.Context, unit string) (UnitState, error) {
+	start := time.Now()
+	st, err := m.units.State(ctx, unit)
+	if err == nil {
+		m.opts.Observer.Polled(st.Running(), time.Since(start))
+	}
+	return st, err
 }

@@ -2,6 +2,7 @@ package servers
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 )
@@ -41,14 +42,31 @@ type Job struct {
 	// The unit step gives them to systemd as RequiresMountsFor=, so systemd itself orders the
 	// server after those mounts (and stops it should one be unmounted under it).
 	RequiresMounts []string
+	// UserOptions are the options the steps read (the gpu step its GPU request): the server's
+	// stored user_options, as a step before may have completed them (a profile's GPU request).
+	// The record keeps what the user chose.
+	UserOptions json.RawMessage
+	// Unit is what a step before the unit (a profile) asks of the server's unit instead of the
+	// hub's [spawner] settings; the zero value keeps them all. The core only carries it.
+	Unit UnitSettings
 
 	progress *Progress
 	clock    *startClock // nil in jobs made by NewJob
 }
 
+// UnitSettings override the [spawner] settings for one server's unit; a zero field keeps the
+// hub's.
+type UnitSettings struct {
+	Cmd       []string          // replaces spawner.cmd; spawner.args still follow it
+	Env       map[string]string // set after spawner.env, so that it wins over everything
+	MemoryMax uint64            // bytes
+	CPUQuota  float64           // percent of one CPU
+	TasksMax  uint64
+}
+
 // NewJob makes a job for a step's own tests; the hub makes its jobs itself.
 func NewJob(u store.User, sv store.Server) *Job {
-	return &Job{User: u, Server: sv, Env: map[string]string{}, progress: NewProgress()}
+	return &Job{User: u, Server: sv, Env: map[string]string{}, UserOptions: sv.UserOptions, progress: NewProgress()}
 }
 
 // Progress puts a step on the stream the spawn-pending page shows; percent is the whole spawn's.

@@ -268,3 +268,18 @@ func (t *Time) UnmarshalJSON(b []byte) error {
 	}
 	return fmt.Errorf("%q is not an ISO 8601 timestamp (e.g. 2026-01-02T03:04:05.000000Z)", s)
 }
+
+type proxySocketKey struct{}
+
+// OverProxySocket marks a connection's context as one accepted on hub.proxy_socket, the unix
+// socket only the reverse proxy on this host may open (http.Server.ConnContext calls it).
+func OverProxySocket(ctx context.Context) context.Context {
+	return context.WithValue(ctx, proxySocketKey{}, true)
+}
+
+// FromProxySocket reports whether r arrived over hub.proxy_socket: its X-Forwarded-* headers are
+// then the proxy's own.
+func FromProxySocket(r *http.Request) bool {
+	v, _ := r.Context().Value(proxySocketKey{}).(bool)
+	return v
+}

@@ -220,6 +220,7 @@ func TestNFSHomes(t *testing.T) {
 [hub]
 listen = %q
 data_dir = %q
+proxy_socket = "" # hubs of several tests may run at once; the package test covers the socket
 log_level = "debug"
 
 [spawner]
@@ -453,6 +454,7 @@ func TestNFSMountTimeout(t *testing.T) {
 [hub]
 listen = %q
 data_dir = %q
+proxy_socket = "" # hubs of several tests may run at once; the package test covers the socket
 [spawner]
 unit_prefix = %q
 start_timeout = "120s"

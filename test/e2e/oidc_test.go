@@ -37,6 +37,7 @@ func TestOIDCLoginReachesServer(t *testing.T) {
 listen = %q
 public_url = %q
 data_dir = %q
+proxy_socket = "" # hubs of several tests may run at once; the package test covers the socket
 log_level = "debug"
 
 [auth]

@@ -51,6 +51,7 @@ func TestHubOAuthServiceLogsAliceInAndRefusesBob(t *testing.T) {
 [hub]
 listen = %q
 data_dir = %q
+proxy_socket = "" # hubs of several tests may run at once; the package test covers the socket
 [spawner]
 unit_prefix = "jhgo-e2e-svc"
 

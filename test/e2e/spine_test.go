@@ -26,6 +26,7 @@ func TestSpine(t *testing.T) {
 [hub]
 listen = %q
 data_dir = %q
+proxy_socket = "" # hubs of several tests may run at once; the package test covers the socket
 log_level = "debug"
 max_body_bytes = 65536
 
@@ -291,6 +292,7 @@ func TestSpawnFailureShowsTheJournal(t *testing.T) {
 [hub]
 listen = %q
 data_dir = %q
+proxy_socket = "" # hubs of several tests may run at once; the package test covers the socket
 [spawner]
 cmd = ["/bin/sh", "-c", "echo e2e-boom-marker >&2; exit 3"]
 unit_prefix = "jhgo-e2e-fail"

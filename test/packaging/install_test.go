@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,11 +12,13 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -36,7 +39,9 @@ const (
 	dataDir  = "/var/lib/jupyterhub-go"
 	hubUnit  = "jupyterhub-go.service"
 	userUnit = "jupyter-alice.service"
-	hubAddr  = "127.0.0.1:8000" // hub.listen's default, which the nginx site proxies to
+	hubAddr  = "127.0.0.1:8000" // hub.listen's default
+	// hub.proxy_socket's default, which the nginx site proxies to
+	proxySocket = "/run/jupyterhub-go.sock"
 )
 
 // TestDebInstalledBehindNginx is an administrator's first day, in the test VM: install the .deb
@@ -164,14 +169,28 @@ func TestDebInstalledBehindNginx(t *testing.T) {
 		}
 	})
 
-	step("the hub marks cookies Secure for X-Forwarded-Proto: https from trusted proxies only", func(t *testing.T) {
-		// Straight to the hub, as nginx would come, with X-Forwarded-Proto: https: from 127.0.0.1
-		// (in hub.trusted_proxies by default) the login cookie is Secure; from 127.0.0.2 (not
-		// trusted) the header is a forgery and does not count.
-		for from, wantSecure := range map[string]bool{"127.0.0.1": true, "127.0.0.2": false} {
-			d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	step("the hub believes X-Forwarded-Proto over nginx's unix socket only", func(t *testing.T) {
+		// nginx connects to hub.proxy_socket, which only root and nginx's group may open; user
+		// code on this host can reach the TCP port from loopback, so what it claims there does
+		// not count.
+		fi, err := os.Stat(proxySocket)
+		if err != nil {
+			t.Fatalf("the hub has no proxy socket: %v", err)
+		}
+		st := fi.Sys().(*syscall.Stat_t)
+		if grp, err := user.LookupGroup("www-data"); err != nil || fmt.Sprint(st.Gid) != grp.Gid || fi.Mode().Perm() != 0o660 {
+			t.Errorf("%s: mode %v gid %d, want 0660 and nginx's group www-data (%v)", proxySocket, fi.Mode().Perm(), st.Gid, err)
+		}
+		overSocket := func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", proxySocket)
+		}
+		overTCP := (&net.Dialer{}).DialContext
+		for how, c := range map[string]struct {
+			dial       func(context.Context, string, string) (net.Conn, error)
+			wantSecure bool
+		}{"the proxy socket": {overSocket, true}, "TCP from 127.0.0.1": {overTCP, false}} {
 			jar, _ := cookiejar.New(nil)
-			client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}, Jar: jar,
+			client := &http.Client{Transport: &http.Transport{DialContext: c.dial}, Jar: jar,
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			resp, _, err := jupyterclient.Login(client, "http://"+hubAddr, "alice", "alice-pw", "/hub/home",
 				http.Header{"X-Forwarded-Proto": {"https"}})
@@ -179,11 +198,11 @@ func TestDebInstalledBehindNginx(t *testing.T) {
 				t.Fatal(err)
 			}
 			if len(resp.Cookies()) == 0 {
-				t.Fatalf("login from %s set no cookie (%d)", from, resp.StatusCode)
+				t.Fatalf("login over %s set no cookie (%d)", how, resp.StatusCode)
 			}
-			for _, c := range resp.Cookies() {
-				if c.Secure != wantSecure {
-					t.Errorf("login from %s: cookie %s has Secure=%v, want %v", from, c.Name, c.Secure, wantSecure)
+			for _, ck := range resp.Cookies() {
+				if ck.Secure != c.wantSecure {
+					t.Errorf("login over %s: cookie %s has Secure=%v, want %v", how, ck.Name, ck.Secure, c.wantSecure)
 				}
 			}
 		}

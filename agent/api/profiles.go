@@ -1,0 +1,22 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+)
+
+// chooseProfile resolves the [[profile]] a start of u's server (name: "" for the default one)
+// asks for in its user_options (agent/profiles): the options to start with, or the 400/403 that
+// refuses them. A start that names no profile gets the one the server last started with.
+func (a *API) chooseProfile(ctx context.Context, u store.User, name string, requested json.RawMessage) (json.RawMessage, error) {
+	if !a.profiles.Configured() {
+		return requested, nil
+	}
+	var previous json.RawMessage
+	if sv, err := a.store.Server(ctx, u.ID, name); err == nil {
+		previous = sv.UserOptions
+	}
+	return a.profiles.Choose(u, requested, previous)
+}
