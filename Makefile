@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 BIN     := bin/jupyterhub-go
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: oidc-provider all build test unit fuzz soak integration integration-nspawn lint run demo clean install deb arch package-test
+.PHONY: oidc-provider all build test unit fuzz soak integration integration-nspawn lint run demo clean install deb arch package-test bench
 
 all: build
 
@@ -63,6 +63,12 @@ soak:
 
 integration-nspawn:
 	JHGO_BACKEND=nspawn test/integration.sh
+
+# Side by side with Python JupyterHub 5.2.1 + CHP in a systemd-nspawn guest, then the Go
+# benchmarks of the hot paths (bench/run.sh; root). Not part of `make test`: it measures, it
+# does not pass or fail.
+bench:
+	bench/run.sh
 
 lint:
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed: $$fmt"; exit 1; fi

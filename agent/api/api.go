@@ -279,10 +279,12 @@ func (a *API) targetUser(w http.ResponseWriter, r *http.Request, c *auth.Caller,
 	return u, true
 }
 
-// paging reads offset and limit; with the pagination media type the default page is smaller.
-func paging(r *http.Request) (offset, limit int, paginated bool, err error) {
+// paging reads offset and limit. As in JupyterHub, a client that does not ask for the pagination
+// media type gets the largest page by default, so that code written before paging existed sees
+// as many items as it may; hub.api_page_max_limit caps every page.
+func (a *API) paging(r *http.Request) (offset, limit int, paginated bool, err error) {
 	paginated = strings.Contains(r.Header.Get("Accept"), "application/jupyterhub-pagination+json")
-	const defaultLimit, maxLimit = 50, 200
+	defaultLimit, maxLimit := a.cfg.Hub.APIPageDefaultLimit, a.cfg.Hub.APIPageMaxLimit
 	limit = maxLimit
 	if paginated {
 		limit = defaultLimit

@@ -93,7 +93,7 @@ func (a *API) listGroups(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		web.Error(w, http.StatusForbidden, "requires scope list:groups")
 		return
 	}
-	offset, limit, paginated, err := paging(r)
+	offset, limit, paginated, err := a.paging(r)
 	if err != nil {
 		a.writeErr(w, err)
 		return

@@ -101,7 +101,7 @@ func (a *API) sharedServerOf(w http.ResponseWriter, r *http.Request, c *auth.Cal
 
 // listAny answers a list as JupyterHub does: paginated with the pagination media type, else bare.
 func (a *API) listAny(w http.ResponseWriter, r *http.Request, items []map[string]any) {
-	offset, limit, paginated, err := paging(r)
+	offset, limit, paginated, err := a.paging(r)
 	if err != nil {
 		a.writeErr(w, err)
 		return

@@ -121,7 +121,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller) 
 		web.Error(w, http.StatusForbidden, "requires scope list:users")
 		return
 	}
-	offset, limit, paginated, err := paging(r)
+	offset, limit, paginated, err := a.paging(r)
 	if err != nil {
 		a.writeErr(w, err)
 		return

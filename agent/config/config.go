@@ -123,6 +123,10 @@ type Hub struct {
 	// (nil: not in the file); use PublicMetrics, which combines them.
 	MetricsPublic       bool  `toml:"metrics_public"`
 	AuthenticateMetrics *bool `toml:"authenticate_metrics"`
+	// APIPageDefaultLimit and APIPageMaxLimit are JupyterHub's api_page_default_limit and
+	// api_page_max_limit (paging.go).
+	APIPageDefaultLimit int `toml:"api_page_default_limit"`
+	APIPageMaxLimit     int `toml:"api_page_max_limit"`
 }
 
 // Auth is the [auth] section: who may log in and who is an admin.
@@ -295,6 +299,9 @@ func Default() Config {
 			LogLevel:     "info",
 			MaxBodyBytes: 1 << 20,
 			BodyTimeout:  Duration(30 * time.Second),
+
+			APIPageDefaultLimit: 50,
+			APIPageMaxLimit:     200,
 		},
 		Auth: Auth{
 			Method:            "pam",
@@ -485,6 +492,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("hub.log_level", "%q is not one of debug, info, warn, error", c.Hub.LogLevel)
 	}
+	c.Hub.validatePaging(bad)
 	if c.Auth.MaxFailedLogins < 1 {
 		bad("auth.max_failed_logins", "%d: must be at least 1 (default 5)", c.Auth.MaxFailedLogins)
 	}

@@ -398,3 +398,19 @@ func TestNFSEnvironmentOverrides(t *testing.T) {
 		t.Errorf("Load did not apply the environment: %+v", cfg.NFS)
 	}
 }
+
+func TestPageLimitsAreCheckedAgainstEachOther(t *testing.T) {
+	c := Default()
+	c.Hub.APIPageDefaultLimit, c.Hub.APIPageMaxLimit = 500, 200
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "hub.api_page_default_limit") {
+		t.Errorf("default above the cap: %v, want an error naming hub.api_page_default_limit", err)
+	}
+	c.Hub.APIPageDefaultLimit, c.Hub.APIPageMaxLimit = 50, 0
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "hub.api_page_max_limit") {
+		t.Errorf("cap 0: %v, want an error naming hub.api_page_max_limit", err)
+	}
+	c.Hub.APIPageDefaultLimit, c.Hub.APIPageMaxLimit = 1000, 1000
+	if err := c.Validate(); err != nil {
+		t.Errorf("default = cap = 1000: %v", err)
+	}
+}

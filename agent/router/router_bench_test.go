@@ -1,0 +1,110 @@
+package router_test
+
+import (
+	"bytes"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/hubtest"
+)
+
+var kib = bytes.Repeat([]byte("x"), 1024)
+
+func serve1KiB(w http.ResponseWriter, r *http.Request) { w.Write(kib) }
+
+func benchGET(b *testing.B, url string) {
+	// The first request through the router waits for the route; it is not the steady state.
+	if resp, err := http.Get(url); err != nil {
+		b.Fatal(err)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	b.ResetTimer()
+	b.SetBytes(1024)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		cl := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		for pb.Next() {
+			resp, err := cl.Get(url)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("GET %s = %d", url, resp.StatusCode)
+			}
+		}
+	})
+}
+
+// BenchmarkRouterRequest is a 1 KiB GET through the router to a user's server, beside
+// BenchmarkDirectRequest, the same server without the hub: their ratio is the router's cost.
+// (Allocations counted include the client's and the server's.)
+func BenchmarkRouterRequest(b *testing.B) {
+	th := hubtest.New(b)
+	th.Serve("alice", http.HandlerFunc(serve1KiB))
+	benchGET(b, th.URL+"/user/alice/api/status")
+}
+
+func BenchmarkDirectRequest(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(serve1KiB))
+	defer srv.Close()
+	benchGET(b, srv.URL+"/user/alice/api/status")
+}
+
+func echo(w http.ResponseWriter, r *http.Request) {
+	up := websocket.Upgrader{}
+	c, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for {
+		t, m, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if c.WriteMessage(t, m) != nil {
+			return
+		}
+	}
+}
+
+func benchWS(b *testing.B, url string) {
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	msg := make([]byte, 64)
+	b.SetBytes(64)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := c.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.ReadMessage(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRouterWebSocketFrame is one 64-byte round trip over an upgraded connection through
+// the router (kernel channels), beside BenchmarkDirectWebSocketFrame without it.
+func BenchmarkRouterWebSocketFrame(b *testing.B) {
+	th := hubtest.New(b)
+	th.Serve("alice", http.HandlerFunc(echo))
+	benchWS(b, "ws"+strings.TrimPrefix(th.URL, "http")+"/user/alice/api/kernels/k1/channels")
+}
+
+func BenchmarkDirectWebSocketFrame(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(echo))
+	defer srv.Close()
+	benchWS(b, "ws"+strings.TrimPrefix(srv.URL, "http")+"/api/kernels/k1/channels")
+}
