@@ -38,6 +38,7 @@ type Config struct {
 	Spawner Spawner `toml:"spawner"`
 	NFS     NFS     `toml:"nfs"`
 	GPU     GPU     `toml:"gpu"`
+	Cull    Cull    `toml:"cull"`
 	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
 	Roles []Role `toml:"role"`
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
@@ -266,6 +267,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	if v, ok := lookup(EnvNFSExport); ok && v != "" {
 		c.NFS.Export = v
 	}
+	c.Cull.applyEnv(lookup)
 }
 
 // Default returns the configuration an empty file produces.
@@ -330,6 +332,7 @@ func Default() Config {
 			MountTimeout: Duration(30 * time.Second),
 			UnmountAfter: Duration(time.Minute),
 		},
+		Cull: defaultCull(),
 	}
 }
 
@@ -631,6 +634,7 @@ func (c *Config) Validate() error {
 	if c.GPU.DefaultQuota < 0 {
 		bad("gpu.default_quota", "%d: use 0 or more, the number of GPUs (or MIG devices) a user in none of the gpu.quota groups may hold at once (0: none)", c.GPU.DefaultQuota)
 	}
+	c.Cull.validate(bad)
 
 	return errors.Join(errs...)
 }
