@@ -27,6 +27,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/cull"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/metrics"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/oauth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/pages"
@@ -73,6 +74,7 @@ type Hub struct {
 	gate    *auth.Gate
 	servers *servers.Manager
 	gpus    *gpu.Allocator
+	culler  *cull.Culler // nil with cull.enabled = false
 	handler http.Handler
 	// shutdown carries an API request to end the hub: true stops every server first.
 	shutdown chan bool
@@ -170,6 +172,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	}
 	mux := http.NewServeMux()
 	h = &Hub{cfg: cfg, log: log, store: st, gate: gate, servers: core, gpus: deps.GPUs, closers: deps.Close, shutdown: make(chan bool, 1)}
+	h.culler = newCuller(cfg.Cull, st, core, log)
 	apiDeps.Passwords, apiDeps.Shutdown = deps.Auth, h.requestShutdown
 	api.New(cfg, apiDeps).Register(mux)
 	oauth.New(prefix, cfg.Hub.CookieMaxAge.D(), st, gate, render, log).Register(mux)
@@ -197,6 +200,9 @@ func (h *Hub) Handler() http.Handler { return h.handler }
 
 // Servers is the server lifecycle core, for tests and the CLI.
 func (h *Hub) Servers() *servers.Manager { return h.servers }
+
+// Culler is the built-in culler, for tests; nil with cull.enabled = false.
+func (h *Hub) Culler() *cull.Culler { return h.culler }
 
 // Gate is the login layer, for tests.
 func (h *Hub) Gate() *auth.Gate { return h.gate }
@@ -283,6 +289,9 @@ func (h *Hub) Run(ctx context.Context, ready func()) error {
 	}
 	chores := make(chan struct{})
 	go func() { h.servers.Run(ctx); close(chores) }()
+	if h.culler != nil {
+		go h.culler.Run(ctx)
+	}
 	h.log.Info("hub listening", "address", ln.Addr().String(), "base_url", h.cfg.Hub.BaseURL, "api_url", h.cfg.APIURLFor())
 	if ready != nil {
 		ready()

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/cull"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/gpu"
@@ -149,6 +150,19 @@ func stopServersOnLostAccess(st *store.Store, core *servers.Manager, log *slog.L
 			log.Info("lost access: stopping server (auth.oidc.on_lost_access = \"stop\")", "user", u.Name, "server", sv.Name)
 		}
 	}
+}
+
+// newCuller is the [cull] section's culler, which stops servers through the core and asks them
+// about their kernels on loopback; nil unless it is enabled.
+func newCuller(c config.Cull, st *store.Store, core *servers.Manager, log *slog.Logger) *cull.Culler {
+	if !c.Enabled {
+		return nil
+	}
+	return cull.New(st, core, cull.NewServerKernels(st, core.URL), cull.Options{
+		Timeout: c.Timeout.D(), Every: c.Every.D(), MaxAge: c.MaxAge.D(),
+		CullAdminServers: c.CullAdminServers, CullNamedServers: c.CullNamedServers, RemoveUsers: c.RemoveUsers,
+		Concurrency: c.Concurrency, DryRun: c.DryRun, OpenTabsAreActivity: c.OpenTabsAreActivity, Logger: log,
+	})
 }
 
 // unitOptions is the [spawner] section as the unit step takes it; closeDevices is set on hosts

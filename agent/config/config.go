@@ -39,6 +39,7 @@ type Config struct {
 	NFS     NFS     `toml:"nfs"`
 	GPU     GPU     `toml:"gpu"`
 	Vault   Vault   `toml:"vault"`
+	Cull    Cull    `toml:"cull"`
 	// Roles are [[role]] tables: JupyterHub's c.JupyterHub.load_roles.
 	Roles []Role `toml:"role"`
 	// Services are [[service]] tables: JupyterHub's c.JupyterHub.services, for services the hub
@@ -285,6 +286,7 @@ func (c *Config) ApplyEnv(lookup func(string) (string, bool)) {
 	}
 	c.applyProfileEnv(lookup) // JUPYTER_PROFILE_<NAME>_ENABLED
 	c.Vault.applyEnv(lookup)
+	c.Cull.applyEnv(lookup)
 }
 
 // Default returns the configuration an empty file produces.
@@ -351,6 +353,7 @@ func Default() Config {
 			MountTimeout: Duration(30 * time.Second),
 			UnmountAfter: Duration(time.Minute),
 		},
+		Cull: defaultCull(),
 	}
 }
 
@@ -668,6 +671,8 @@ func (c *Config) Validate() error {
 		bad("gpu.default_quota", "%d: use 0 or more, the number of GPUs (or MIG devices) a user in none of the gpu.quota groups may hold at once (0: none)", c.GPU.DefaultQuota)
 	}
 	c.validateProfiles(bad)
+	c.Cull.validate(bad)
+	c.Cull.checkAgainstTokenMaxTTL(c.Vault.Enabled, c.Vault.MaxTTL.D(), bad)
 
 	return errors.Join(errs...)
 }
@@ -698,6 +703,7 @@ func (c *Config) Notes() []string {
 			}
 		}
 	}
+	notes = append(notes, c.Cull.vaultNote(c.Vault.Enabled, c.Vault.MaxTTL.D())...)
 	return append(notes, c.Hub.metricsNotes()...)
 }
 

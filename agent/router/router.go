@@ -130,6 +130,9 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if route, ok := rt.servers.Route(name, ""); ok {
 		rt.servers.Touch(route.ServerID)
+		if interactive(r) {
+			rt.servers.Interacted(route.ServerID)
+		}
 		t := target{scheme: "http", host: net.JoinHostPort("127.0.0.1", strconv.Itoa(route.Port)), serverID: route.ServerID}
 		rt.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), routeCtxKey{}, t)))
 		return

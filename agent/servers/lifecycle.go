@@ -257,6 +257,7 @@ func (m *Manager) Stop(sv store.Server) (<-chan struct{}, error) {
 			return
 		}
 		cur.State = store.Stopped
+		m.activity.forget(cur.ID)
 		if err := m.store.SaveServer(record, cur); err != nil {
 			m.log.Error("record stopped server", "user", cur.UserName, "err", err)
 			return
