@@ -90,6 +90,7 @@ type Options struct {
 	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP, less time queued (Job.Queued)
 	StopTimeout  time.Duration // bounds stopping a server
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
+	Usage        UsageReader   // what a server's unit uses now (its cgroup); nil: unknown
 	Logger       *slog.Logger
 }
 
@@ -123,6 +124,7 @@ type Manager struct {
 	stops  map[int64]chan struct{}
 
 	activity *activityLog
+	usage    *usageLog
 }
 
 // New makes a Manager; steps is the spawn pipeline in order. Nothing runs until Start or Reconcile.
@@ -136,6 +138,7 @@ func New(life context.Context, st *store.Store, units Units, steps []Step, opts 
 		spawns:   map[int64]*Progress{},
 		stops:    map[int64]chan struct{}{},
 		activity: newActivityLog(),
+		usage:    newUsageLog(),
 	}
 }
 
