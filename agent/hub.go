@@ -49,6 +49,8 @@ type Deps struct {
 	Steps  []servers.Step
 	GPUs   *gpu.Allocator
 	Logger *slog.Logger
+	// Usage reads what a server's unit uses now (see CgroupUsage); nil shows no usage.
+	Usage servers.UsageReader
 	// Store is the hub's database when a concern needed it before the hub was made (the GPU
 	// allocator keeps its ledger there; see OpenStore); nil opens it. The hub closes it.
 	Store *store.Store
@@ -130,7 +132,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
 		PortLow:  lo, PortHigh: hi,
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
-		Logger: log,
+		Usage: deps.Usage, Logger: log,
 	})
 	var authOpts auth.Options
 	if cfg.Auth.OIDC.OnLostAccess == "stop" {

@@ -19,6 +19,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/cgroup"
 	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 	"github.com/jupyterhub-go/jupyterhub-go/nfs"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
@@ -84,6 +85,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 		return nil, err
 	}
 	deps.Units, deps.Steps = units, spawnSteps(cfg, units, deps.GPUs, log)
+	deps.Usage = CgroupUsage(cgroup.DefaultRoot, cfg.Spawner.Slice)
 	return New(ctx, cfg, deps)
 }
 
@@ -96,6 +98,22 @@ func spawnSteps(cfg config.Config, units *spawner.Manager, gpus *gpu.Allocator, 
 		gpu.NewStep(gpus, log),    // the GPUs the server asks for: device nodes and CUDA_VISIBLE_DEVICES for its unit
 		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID, hasGPUs(gpus))), // the server itself, as a transient unit
 	)
+}
+
+// CgroupUsage reads servers' usage from their units' cgroups under root (the host's
+// /sys/fs/cgroup; a fake tree in agent/hubtest), in the slice spawner.slice puts them in.
+func CgroupUsage(root, slice string) servers.UsageReader {
+	return cgroupUsage{cgroup.New(root), slice}
+}
+
+type cgroupUsage struct {
+	r     *cgroup.Reader
+	slice string
+}
+
+func (c cgroupUsage) Usage(ctx context.Context, unit string) (servers.Usage, error) {
+	st, err := c.r.Unit(c.slice, unit)
+	return servers.Usage{MemoryBytes: st.MemoryBytes, CPU: st.CPU}, err
 }
 
 // present drops the steps that are turned off (nil).
