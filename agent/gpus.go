@@ -107,6 +107,23 @@ func (v gpuView) Held(serverID int64) []api.GPUDevice {
 	return out
 }
 
+// heldNames names the devices a server holds as nvidia-smi does ("GPU 0", "GPU 1 MIG 1g.10gb"),
+// with the model, for the admin page.
+func (v gpuView) heldNames(serverID int64) []string {
+	var out []string
+	for _, d := range v.Held(serverID) {
+		n := fmt.Sprintf("GPU %d", d.Index)
+		if d.Profile != "" {
+			n += " MIG " + d.Profile
+		}
+		if d.Name != "" {
+			n += " (" + d.Name + ")"
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
 func (v gpuView) Waiting() []api.GPUQueue {
 	w := v.a.Waiting()
 	out := make([]api.GPUQueue, 0, len(w))

@@ -158,7 +158,11 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	apiDeps.Passwords, apiDeps.Shutdown = deps.Auth, h.requestShutdown
 	api.New(cfg, apiDeps).Register(mux)
 	oauth.New(prefix, cfg.Hub.CookieMaxAge.D(), st, gate, render, log).Register(mux)
-	pages.New(cfg, pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}).Register(mux)
+	pageDeps := pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}
+	if deps.GPUs != nil {
+		pageDeps.HeldGPUs = gpuView{deps.GPUs}.heldNames
+	}
+	pages.New(cfg, pageDeps).Register(mux)
 	users := router.New(prefix, core, gate, render, log)
 	users.Register(mux)
 	quiet := func(p string) bool {

@@ -26,6 +26,8 @@ type Pages struct {
 	auth    auth.Authenticator // password logins; nil when logins go through an identity provider
 	render  *Renderer
 	log     *slog.Logger
+	// heldGPUs names the GPUs a server holds, for the admin page; nil on a hub without GPUs.
+	heldGPUs func(serverID int64) []string
 }
 
 // Deps are what the pages call.
@@ -36,6 +38,8 @@ type Deps struct {
 	Auth     auth.Authenticator
 	Renderer *Renderer
 	Logger   *slog.Logger
+	// HeldGPUs names the GPUs a server holds (the admin page shows them); nil: none.
+	HeldGPUs func(serverID int64) []string
 }
 
 // New makes the pages.
@@ -43,6 +47,7 @@ func New(cfg config.Config, d Deps) *Pages {
 	return &Pages{
 		cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"),
 		store: d.Store, servers: d.Servers, gate: d.Gate, auth: d.Auth, render: d.Renderer, log: d.Logger,
+		heldGPUs: d.HeldGPUs,
 	}
 }
 
@@ -71,6 +76,7 @@ func (h *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc(hub+"/spawn/{name}", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/stop", h.loggedIn(h.stopPage))
 	mux.HandleFunc(hub+"/token", h.loggedIn(h.tokenPage))
+	mux.HandleFunc(hub+"/admin", h.loggedIn(h.adminPage))
 	mux.HandleFunc(hub+"/accept-share", h.loggedIn(h.acceptSharePage))
 	mux.HandleFunc(hub+"/token/revoke", h.loggedIn(h.revokeToken))
 	mux.HandleFunc(hub+"/spawn-pending/{name}", h.loggedIn(h.spawnPendingPage))
