@@ -198,6 +198,8 @@ func since(t time.Time) string {
 // short is a duration as a person reads it at a glance: "45 s", "12 min", "3 h 5 min", "2 d 4 h".
 func short(d time.Duration) string {
 	switch d = max(d, 0); {
+	case d >= time.Minute && d < time.Hour && d%time.Minute != 0 && d < 10*time.Minute:
+		return fmt.Sprintf("%d min %d s", int(d.Minutes()), int(d.Seconds())%60)
 	case d < time.Minute:
 		return fmt.Sprintf("%d s", int(d.Seconds()))
 	case d < time.Hour:

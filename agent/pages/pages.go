@@ -115,7 +115,7 @@ func (h *Pages) homePage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
-	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": ago(sv.Started), "Active": ago(sv.LastActivity)}
+	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": short(time.Since(sv.Started)), "Active": since(sv.LastActivity)}
 	if msg, failed := h.servers.LastFailure(sv); failed {
 		reason, journal, _ := strings.Cut(strings.TrimPrefix(msg, "Spawn failed: "), "\nLast lines of the server's log:\n")
 		data["LastError"] = map[string]string{"Reason": reason, "Journal": journal}
@@ -235,7 +235,7 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 	events, _, _ := prog.Since(0)
 	h.render.Render(w, r, http.StatusOK, "spawn_pending.html", map[string]any{
 		"Owner": u.Name, "Next": target, "Events": events,
-		"Timeout": h.cfg.Spawner.StartTimeout.D().String(), "ElapsedMS": time.Since(prog.Began()).Milliseconds(),
+		"Timeout": short(h.cfg.Spawner.StartTimeout.D()), "ElapsedMS": time.Since(prog.Began()).Milliseconds(),
 		// EventSource cannot set headers: the token that lets it use the cookie goes in the query.
 		"ProgressURL": h.prefix + "/hub/api/users/" + u.Name + "/server/progress?" + url.Values{"_xsrf": {h.gate.XSRFToken(c.Session)}}.Encode(),
 	}, c)
