@@ -17,6 +17,7 @@ $(BIN): $(shell find . -name '*.go' -not -path './bin/*') go.mod go.sum agent/pa
 test: lint unit fuzz package-test integration
 
 unit: oidc-provider
+	@test/browser/need-chromium.sh
 	$(GO) test -count=1 ./...
 
 # Each fuzz target for FUZZTIME; go test -fuzz takes one target per run. The seed corpora are the
