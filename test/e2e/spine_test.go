@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,6 +131,38 @@ slow_spawn_timeout = "2s"
 		if got := runInKernel(t, alice, "alice", "1+1"); got != "2" {
 			t.Errorf("1+1 = %q", got)
 		}
+	})
+
+	step("an admin sees what alice's unit uses now, read from its cgroup", func(t *testing.T) {
+		cg, _ := unitProps(t, unit)["ControlGroup"].(string)
+		raw, err := os.ReadFile("/sys/fs/cgroup" + cg + "/memory.current")
+		if err != nil {
+			t.Fatalf("the unit's own cgroup (%q): %v", cg, err)
+		}
+		kernel, _ := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		code, body := apiDo(t, "GET", "/hub/api/users/alice", admin, "")
+		var m struct {
+			Servers map[string]struct {
+				State struct {
+					Usage *struct {
+						MemoryBytes uint64  `json:"memory_bytes"`
+						CPUSeconds  float64 `json:"cpu_seconds"`
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal(body, &m); err != nil || code != 200 {
+			t.Fatalf("GET alice = %d %s", code, body)
+		}
+		u := m.Servers[""].State.Usage
+		if u == nil {
+			t.Fatalf("no usage for alice's running server (cgroup %s): %s", cg, body)
+		}
+		// A Python server with a kernel holds tens of MiB; the two readings are moments apart.
+		if u.MemoryBytes < 10<<20 || u.MemoryBytes > memMax || u.CPUSeconds <= 0 || u.MemoryBytes > 2*kernel || kernel > 2*u.MemoryBytes {
+			t.Errorf("usage %+v; the kernel says memory.current = %d for %s", *u, kernel, cg)
+		}
+		t.Logf("alice's server: %d MiB, %.1f s of CPU (cgroup %s)", u.MemoryBytes>>20, u.CPUSeconds, cg)
 	})
 
 	step("alice's kernel cannot see bob's home, and what she writes is hers alone", func(t *testing.T) {
