@@ -53,7 +53,7 @@ func TestAnAdminFindsAUserByNameAndStopsTheirServer(t *testing.T) {
 	}
 	shot(t, ctx, "admin-search")
 	run(t, ctx, "stop alice's server and see it stopped",
-		chromedp.Click(chromedp.CSS(userRow("alice")+` button[data-act=stop]`)),
+		press(userRow("alice")+` button[data-act=stop]`),
 		chromedp.WaitVisible(chromedp.CSS(userRow("alice")+` tr[data-state=stopped]`)),
 		chromedp.WaitVisible(chromedp.CSS(userRow("alice")+` button[data-act=start]`)),
 	)
@@ -88,4 +88,87 @@ func TestANonAdminGets403OnTheAdminPage(t *testing.T) {
 	if got := text(t, ctx, "header nav"); !strings.Contains(got, "bob") || !strings.Contains(got, "Log out") || strings.Contains(got, "Admin") {
 		t.Errorf("the 403 page's header reads %q: want bob's name and Log out, no Admin link", got)
 	}
+}
+
+// The rest of what the admin page changes, each through its button: add users, start a server,
+// rename, grant and revoke admin, delete. The page's dialogs are answered by stand-ins for
+// window.prompt and window.confirm.
+func TestTheAdminPageAddsRenamesPromotesStartsAndDeletesUsers(t *testing.T) {
+	h := hubtest.New(t)
+	h.User("root", true)
+	h.SetPassword("root", "root-pw")
+	ctx := tab(t, 90*time.Second)
+	login(t, ctx, h, "root", "root-pw")
+	user := func(name string) (store.User, error) { return h.Store().GetUser(context.Background(), name) }
+
+	run(t, ctx, "add dave and erin",
+		chromedp.Navigate(h.URL+"/hub/admin"),
+		chromedp.SendKeys(chromedp.CSS(`#add-users input[name=usernames]`), "dave erin"),
+		press(`#add-users button`),
+		chromedp.WaitVisible(chromedp.CSS(userRow("erin"))),
+	)
+	if _, err := user("dave"); err != nil {
+		t.Fatalf("dave was not added: %v", err)
+	}
+
+	run(t, ctx, "start dave's server",
+		press(userRow("dave")+` button[data-act=start]`),
+		chromedp.WaitVisible(chromedp.CSS(userRow("dave")+` tr[data-state=running]`)),
+	)
+	if _, running := h.Servers().Route("dave", ""); !running {
+		t.Error("dave's server does not run")
+	}
+
+	answer := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[any](js)(ctx, tg)
+			return err
+		})
+	}
+	run(t, ctx, "rename erin to frank",
+		answer(`window.prompt = () => "frank"`),
+		press(userRow("erin")+` button[data-act=rename]`),
+		chromedp.WaitVisible(chromedp.CSS(userRow("frank"))),
+	)
+	if _, err := user("erin"); err == nil {
+		t.Error("erin still exists after the rename")
+	}
+
+	run(t, ctx, "make frank an admin",
+		press(userRow("frank")+` button[data-act=grant-admin]`),
+		chromedp.WaitVisible(chromedp.CSS(userRow("frank")+` button[data-act=revoke-admin]`)),
+	)
+	if u, _ := user("frank"); !u.Admin {
+		t.Error("frank is not an admin")
+	}
+	run(t, ctx, "and not again",
+		press(userRow("frank")+` button[data-act=revoke-admin]`),
+		chromedp.WaitVisible(chromedp.CSS(userRow("frank")+` button[data-act=grant-admin]`)),
+	)
+	if u, _ := user("frank"); u.Admin {
+		t.Error("frank is still an admin")
+	}
+
+	// A refused rename says why: dave's server runs.
+	run(t, ctx, "try to rename dave while his server runs",
+		answer(`window.prompt = () => "dave2"`),
+		press(userRow("dave")+` button[data-act=rename]`),
+		chromedp.WaitVisible(chromedp.CSS(`#admin-status.error`)),
+	)
+	if got := text(t, ctx, "#admin-status"); !strings.Contains(got, "stop dave's servers before renaming") {
+		t.Errorf("the refusal reads %q", got)
+	}
+
+	run(t, ctx, "delete dave, servers and all",
+		answer(`window.confirm = () => true`),
+		press(userRow("dave")+` button[data-act=delete]`),
+		chromedp.WaitNotPresent(chromedp.CSS(userRow("dave"))),
+	)
+	if _, err := user("dave"); err == nil {
+		t.Error("dave still exists")
+	}
+	if _, running := h.Servers().Route("dave", ""); running {
+		t.Error("deleted dave's server still runs")
+	}
+	shot(t, ctx, "admin-after")
 }

@@ -151,6 +151,17 @@ func login(t *testing.T, ctx context.Context, h *hubtest.Hub, name, password str
 	)
 }
 
+// press clicks the element a CSS selector matches once it is there and enabled, from the page's
+// own script: a click through DevTools' node ids can miss when the page has just replaced its
+// document (after the admin page reloads itself, say).
+func press(sel string) chromedp.Action[chromedp.Void] {
+	js := fmt.Sprintf(`(() => { const e = document.querySelector(%q); if (!e || e.disabled) return false; e.click(); return true; })()`, sel)
+	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](js)(ctx, t)
+		return err
+	})
+}
+
 // text is the text of the first element a selector matches.
 func text(t *testing.T, ctx context.Context, sel string) string {
 	t.Helper()
