@@ -2,13 +2,19 @@ package pages_test
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/dgxa100"
+	"github.com/NVIDIA/go-nvml/pkg/nvml/mock/gpus"
+
 	"github.com/jupyterhub-go/jupyterhub-go/agent/hubtest"
+	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 )
 
 var adminRowUser = regexp.MustCompile(`<tbody class="user" data-user="([^"]+)">`)
@@ -100,5 +106,23 @@ func TestTheAdminPageShowsEachServersStateAndUsage(t *testing.T) {
 	}
 	if home := admin.get("/hub/home"); !strings.Contains(string(home.Body), `href="/hub/admin">Admin</a>`) {
 		t.Error("an admin's header has no link to the admin page")
+	}
+}
+
+func TestTheAdminPageNamesTheGPUsAServerHolds(t *testing.T) {
+	lib := dgxa100.NewWithGPUs(gpus.A100_SXM4_40GB, gpus.A100_SXM4_40GB)
+	nv := gpu.OpenNVML(gpu.NVMLOptions{Library: lib, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	t.Cleanup(func() { nv.Close() })
+	h := hubtest.NewWith(t, hubtest.Options{GPUs: nv})
+	h.User("root", true)
+	alice := h.User("alice", false)
+	if r := h.Do("POST", "/hub/api/users/alice/server", alice, `{"gpus": 1, "profile": "pytorch"}`); r.Status != http.StatusCreated {
+		t.Fatalf("alice's spawn = %d %s", r.Status, r.Body)
+	}
+	body := string(browse{h, h.Login("root")}.get("/hub/admin?q=alice").Body)
+	for _, want := range []string{"GPU 0 (", "A100", "<td>pytorch</td>"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("alice's row lacks %q:\n%s", want, body)
+		}
 	}
 }
