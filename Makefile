@@ -19,6 +19,7 @@ test: lint unit fuzz package-test integration
 # The Vault tests run against a real Vault server, built once from the Go module proxy and cached
 # (test/vault/build.sh; ~12 min cold); JHGO_VAULT_BIN set to a binary skips the build.
 unit: oidc-provider
+	@test/browser/need-chromium.sh
 	vault=$${JHGO_VAULT_BIN:-$$(test/vault/build.sh)} && test -x "$$vault" && JHGO_VAULT_BIN=$$vault $(GO) test -count=1 ./...
 
 # Each fuzz target for FUZZTIME; go test -fuzz takes one target per run. The seed corpora are the

@@ -55,6 +55,8 @@ type Deps struct {
 	Steps  []servers.Step
 	GPUs   *gpu.Allocator
 	Logger *slog.Logger
+	// Usage reads what a server's unit uses now (see CgroupUsage); nil shows no usage.
+	Usage servers.UsageReader
 	// Store is the hub's database when a concern needed it before the hub was made (the GPU
 	// allocator keeps its ledger there; see OpenStore); nil opens it. The hub closes it.
 	Store *store.Store
@@ -143,13 +145,14 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	var core *servers.Manager
 	mx := metrics.New(metrics.Options{
 		Users: st, Running: func() int { return len(core.Routes()) }, Collectors: append(gpuCollectors(deps.GPUs), deps.Collectors...), Logger: log,
+		Usage: serverUsage(st, deps.Usage),
 	})
 	core = servers.New(ctx, st, deps.Units, steps, servers.Options{
 		Prefix:   prefix,
 		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
 		PortLow:  lo, PortHigh: hi,
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
-		Observer: mx, Logger: log, AfterStep: deps.AfterStep,
+		Observer: mx, Usage: deps.Usage, Logger: log, AfterStep: deps.AfterStep,
 	})
 	var authOpts auth.Options
 	if cfg.Auth.OIDC.OnLostAccess == "stop" {
@@ -176,7 +179,11 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	apiDeps.Passwords, apiDeps.Shutdown = deps.Auth, h.requestShutdown
 	api.New(cfg, apiDeps).Register(mux)
 	oauth.New(prefix, cfg.Hub.CookieMaxAge.D(), st, gate, render, log).Register(mux)
-	pages.New(cfg, pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}).Register(mux)
+	pageDeps := pages.Deps{Store: st, Servers: core, Gate: gate, Auth: deps.Auth, Renderer: render, Logger: log}
+	if deps.GPUs != nil {
+		pageDeps.HeldGPUs = gpuView{deps.GPUs}.heldNames
+	}
+	pages.New(cfg, pageDeps).Register(mux)
 	users := router.New(prefix, core, gate, render, log)
 	users.Register(mux)
 	quiet := func(p string) bool {

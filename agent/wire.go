@@ -21,6 +21,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/cull"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/cgroup"
 	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 	"github.com/jupyterhub-go/jupyterhub-go/nfs"
 	"github.com/jupyterhub-go/jupyterhub-go/oidc"
@@ -100,6 +101,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 	}
 	deps.Units, deps.Steps = units, spawnSteps(cfg, units, deps.GPUs, vlt, log)
 	deps.AfterStep = crashAfter(os.Getenv("JHGO_CRASH_AFTER"), log)
+	deps.Usage = CgroupUsage(cgroup.DefaultRoot, cfg.Spawner.Slice)
 	return New(ctx, cfg, deps)
 }
 
@@ -113,6 +115,22 @@ func spawnSteps(cfg config.Config, units *spawner.Manager, gpus *gpu.Allocator, 
 		vaultStep(vlt),            // a Vault token of the server's own, revoked at stop ([vault] enabled)
 		spawner.NewStep(units, unitOptions(cfg.Spawner, cfg.Auth.PAM.MinUID, hasGPUs(gpus))), // the server itself, as a transient unit
 	)
+}
+
+// CgroupUsage reads servers' usage from their units' cgroups under root (the host's
+// /sys/fs/cgroup; a fake tree in agent/hubtest), in the slice spawner.slice puts them in.
+func CgroupUsage(root, slice string) servers.UsageReader {
+	return cgroupUsage{cgroup.New(root), slice}
+}
+
+type cgroupUsage struct {
+	r     *cgroup.Reader
+	slice string
+}
+
+func (c cgroupUsage) Usage(ctx context.Context, unit string) (servers.Usage, error) {
+	st, err := c.r.Unit(c.slice, unit)
+	return servers.Usage{MemoryBytes: st.MemoryBytes, CPU: st.CPU}, err
 }
 
 // present drops the steps that are turned off (nil).

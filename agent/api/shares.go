@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -42,7 +43,7 @@ func (a *API) registerShares(mux *http.ServeMux, api string) {
 
 // sharedServer is the server as a share shows it: JupyterHub's truncated model.
 func (a *API) sharedServer(sv store.Server) map[string]any {
-	full := a.serverModel(sv, false)
+	full := a.serverModel(context.Background(), sv, false) // without the state, nothing is read
 	return map[string]any{
 		"user": map[string]any{"name": sv.UserName}, "name": sv.Name,
 		"url": full["url"], "full_url": full["full_url"], "ready": full["ready"],

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 )
@@ -58,7 +59,7 @@ func (a *API) userModel(ctx context.Context, u store.User, set scopes.Set, inclu
 	if set.Allows("read:servers", t) {
 		sm := map[string]any{}
 		for _, sv := range servers {
-			sm[sv.Name] = a.serverModel(sv, set.Allows("admin:server_state", t))
+			sm[sv.Name] = a.serverModel(ctx, sv, set.Allows("admin:server_state", t))
 		}
 		m["servers"] = sm
 	}
@@ -75,7 +76,7 @@ func pendingOf(state string) any {
 	return nil
 }
 
-func (a *API) serverModel(sv store.Server, withState bool) map[string]any {
+func (a *API) serverModel(ctx context.Context, sv store.Server, withState bool) map[string]any {
 	progress := a.prefix + "/hub/api/users/" + sv.UserName + "/server/progress"
 	if sv.Name != "" {
 		progress = a.prefix + "/hub/api/users/" + sv.UserName + "/servers/" + sv.Name + "/progress"
@@ -110,10 +111,26 @@ func (a *API) serverModel(sv store.Server, withState bool) map[string]any {
 	}
 	if withState {
 		// The spawner's state, as JupyterHub shows a spawner's get_state(): where the server
-		// runs and the GPUs it holds.
-		m["state"] = map[string]any{"unit": sv.Unit, "port": sv.Port, "gpus": a.heldGPUs(sv.ID)}
+		// runs, the GPUs it holds and, while it runs, what its unit's cgroup uses now.
+		state := map[string]any{"unit": sv.Unit, "port": sv.Port, "gpus": a.heldGPUs(sv.ID), "usage": nil}
+		if u, ok := a.servers.ServerUsage(ctx, sv); ok {
+			state["usage"] = usageModel(u)
+		}
+		m["state"] = state
 	}
 	return m
+}
+
+// usageModel is a server's usage in JSON: memory in bytes, CPU time in seconds, and the share
+// of one CPU it used since cpu_percent_since (an earlier reading, or its start).
+func usageModel(u servers.ServerUsage) map[string]any {
+	return map[string]any{
+		"memory_bytes":      u.MemoryBytes,
+		"cpu_seconds":       u.CPU.Seconds(),
+		"cpu_percent":       u.CPUPercent,
+		"cpu_percent_since": web.ISOTime(u.CPUSince),
+		"at":                web.ISOTime(u.At),
+	}
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller) {

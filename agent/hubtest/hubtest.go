@@ -12,6 +12,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -25,6 +27,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
+	"github.com/jupyterhub-go/jupyterhub-go/cgroup"
 	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 )
 
@@ -72,7 +75,10 @@ func NewWith(t testing.TB, o Options) *Hub {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	units, passwords := NewUnits(), &Passwords{m: map[string]string{}}
-	deps := agent.Deps{Auth: passwords, Units: units, Steps: append(slices.Clip(o.Steps), units.Step()), Logger: log}
+	// Each stand-in unit gets a cgroup in a fake tree, read by the real reader the hub uses.
+	units.cgroups, units.slice = t.TempDir(), cfg.Spawner.Slice
+	deps := agent.Deps{Auth: passwords, Units: units, Steps: append(slices.Clip(o.Steps), units.Step()), Logger: log,
+		Usage: agent.CgroupUsage(units.cgroups, cfg.Spawner.Slice)}
 	if o.GPUs != nil {
 		st, err := agent.OpenStore(ctx, cfg)
 		if err != nil {
@@ -241,6 +247,8 @@ func (h *Hub) Serve(user string, handler http.Handler) {
 // Units stands in for systemd in these tests: it is the spawn pipeline's last step (the "unit" is
 // an HTTP server on the server's port) and the core's view of which units run.
 type Units struct {
+	cgroups  string // root of the fake cgroup tree ("": none)
+	slice    string
 	mu       sync.Mutex
 	handlers map[string]http.Handler // user → what their server serves
 	running  map[string]*unit        // unit name → server
@@ -301,6 +309,10 @@ func (s unitStep) Start(ctx context.Context, job *servers.Job) error {
 		h.ServeHTTP(w, r)
 	})}
 	go un.srv.Serve(ln)
+	if err := u.writeUsage(job.Server.Unit, 40<<20, 0); err != nil {
+		un.srv.Close()
+		return err
+	}
 	u.running[job.Server.Unit] = un
 	u.units[job.User.Name] = job.Server.Unit
 	u.jobs[job.User.Name] = *job
@@ -325,7 +337,36 @@ func (u *Units) Stop(ctx context.Context, name string) error {
 	if un != nil {
 		un.srv.Close()
 	}
+	if u.cgroups != "" {
+		os.RemoveAll(filepath.Join(u.cgroups, cgroup.UnitPath(u.slice, name)))
+	}
 	return nil
+}
+
+// writeUsage writes a stand-in unit's cgroup files, as the kernel keeps them.
+func (u *Units) writeUsage(unit string, memory uint64, cpu time.Duration) error {
+	if u.cgroups == "" {
+		return nil
+	}
+	dir := filepath.Join(u.cgroups, cgroup.UnitPath(u.slice, unit))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "memory.current"), []byte(strconv.FormatUint(memory, 10)+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "cpu.stat"), []byte("usage_usec "+strconv.FormatInt(cpu.Microseconds(), 10)+"\nuser_usec 0\nsystem_usec 0\n"), 0o644)
+}
+
+// SetUsage sets what user's running server uses, as its cgroup would show it.
+func (h *Hub) SetUsage(user string, memory uint64, cpu time.Duration) {
+	h.t.Helper()
+	h.units.mu.Lock()
+	unit := h.units.units[user]
+	h.units.mu.Unlock()
+	if err := h.units.writeUsage(unit, memory, cpu); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func (u *Units) closeAll() {

@@ -337,3 +337,27 @@ func TestServerUsageIsExportedPerServerWhileItRuns(t *testing.T) {
 		t.Error("a stopped server's usage is still exported")
 	}
 }
+
+// The hub's own wiring reads each running server's cgroup at the scrape: what the unit uses is
+// on /hub/metrics per user and server, as on the admin page.
+func TestARunningServersCgroupIsOnTheMetrics(t *testing.T) {
+	th := hubtest.New(t)
+	admin := th.User("admin", true)
+	alice := th.User("alice", false)
+	if r := th.Do("POST", "/hub/api/users/alice/server", alice, ""); r.Status != 201 && r.Status != 202 {
+		t.Fatalf("spawn = %d %s", r.Status, r.Body)
+	}
+	get := scraper(t, th, admin)
+	eventually(t, get, "alice's server", func(f map[string]*dto.MetricFamily) bool {
+		_, ok := sample(f, "jupyterhub_server_memory_bytes", map[string]string{"user": "alice", "server": ""})
+		return ok
+	})
+	th.SetUsage("alice", 300<<20, 90*time.Second)
+	fams := get()
+	if v, _ := sample(fams, "jupyterhub_server_memory_bytes", map[string]string{"user": "alice", "server": ""}); v != 300<<20 {
+		t.Errorf("memory = %v, want the cgroup's %d", v, 300<<20)
+	}
+	if v, _ := sample(fams, "jupyterhub_server_cpu_seconds_total", map[string]string{"user": "alice", "server": ""}); v != 90 {
+		t.Errorf("cpu = %v s, want 90", v)
+	}
+}

@@ -29,6 +29,8 @@ type Pages struct {
 	log     *slog.Logger
 	// profiles are [[profile]]: the spawn page's options form (profiles.go).
 	profiles *profiles.Set
+	// heldGPUs names the GPUs a server holds, for the admin page; nil on a hub without GPUs.
+	heldGPUs func(serverID int64) []string
 }
 
 // Deps are what the pages call.
@@ -39,6 +41,8 @@ type Deps struct {
 	Auth     auth.Authenticator
 	Renderer *Renderer
 	Logger   *slog.Logger
+	// HeldGPUs names the GPUs a server holds (the admin page shows them); nil: none.
+	HeldGPUs func(serverID int64) []string
 }
 
 // New makes the pages.
@@ -47,6 +51,7 @@ func New(cfg config.Config, d Deps) *Pages {
 		cfg: cfg, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"),
 		store: d.Store, servers: d.Servers, gate: d.Gate, auth: d.Auth, render: d.Renderer, log: d.Logger,
 		profiles: profiles.New(cfg.Profiles),
+		heldGPUs: d.HeldGPUs,
 	}
 }
 
@@ -75,6 +80,7 @@ func (h *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc(hub+"/spawn/{name}", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/stop", h.loggedIn(h.stopPage))
 	mux.HandleFunc(hub+"/token", h.loggedIn(h.tokenPage))
+	mux.HandleFunc(hub+"/admin", h.loggedIn(h.adminPage))
 	mux.HandleFunc(hub+"/accept-share", h.loggedIn(h.acceptSharePage))
 	mux.HandleFunc(hub+"/token/revoke", h.loggedIn(h.revokeToken))
 	mux.HandleFunc(hub+"/spawn-pending/{name}", h.loggedIn(h.spawnPendingPage))
@@ -113,7 +119,7 @@ func (h *Pages) homePage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
-	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": ago(sv.Started), "Active": ago(sv.LastActivity)}
+	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": short(time.Since(sv.Started)), "Active": since(sv.LastActivity)}
 	data["Options"] = len(h.profiles.Offered(c.User)) > 0 // Start leads to the options form
 	if msg, failed := h.servers.LastFailure(sv); failed {
 		reason, journal, _ := strings.Cut(strings.TrimPrefix(msg, "Spawn failed: "), "\nLast lines of the server's log:\n")
@@ -239,7 +245,7 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 	events, _, _ := prog.Since(0)
 	h.render.Render(w, r, http.StatusOK, "spawn_pending.html", map[string]any{
 		"Owner": u.Name, "Next": target, "Events": events,
-		"Timeout": h.cfg.Spawner.StartTimeout.D().String(), "ElapsedMS": time.Since(prog.Began()).Milliseconds(),
+		"Timeout": short(h.cfg.Spawner.StartTimeout.D()), "ElapsedMS": time.Since(prog.Began()).Milliseconds(),
 		// EventSource cannot set headers: the token that lets it use the cookie goes in the query.
 		"ProgressURL": h.prefix + "/hub/api/users/" + u.Name + "/server/progress?" + url.Values{"_xsrf": {h.gate.XSRFToken(c.Session)}}.Encode(),
 	}, c)

@@ -262,6 +262,7 @@ func (m *Manager) Stop(sv store.Server) (<-chan struct{}, error) {
 			m.log.Error("record stopped server", "user", cur.UserName, "err", err)
 			return
 		}
+		m.usage.forget(cur.ID)
 		m.log.Info("server stopped", "user", cur.UserName, "server", cur.Name)
 	}()
 	return done, nil

@@ -101,6 +101,7 @@ type Options struct {
 	StopTimeout  time.Duration // bounds stopping a server
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
 	Observer     Observer      // told of spawns, stops and polls (the metrics); nil: nobody
+	Usage        UsageReader   // what a server's unit uses now (its cgroup); nil: unknown
 	Logger       *slog.Logger
 	// AfterStep, if set, is called each time a step's start or stop half has succeeded (half
 	// "start" or "stop"; step "ready" once the server answers). It is the seam the crash tests
@@ -139,6 +140,7 @@ type Manager struct {
 	stops  map[int64]chan struct{}
 
 	activity *activityLog
+	usage    *usageLog
 }
 
 // New makes a Manager; steps is the spawn pipeline in order. Nothing runs until Start or Reconcile.
@@ -155,6 +157,7 @@ func New(life context.Context, st *store.Store, units Units, steps []Step, opts 
 		spawns:   map[int64]*Progress{},
 		stops:    map[int64]chan struct{}{},
 		activity: newActivityLog(),
+		usage:    newUsageLog(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,6 +17,25 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/test/jupyterclient"
 )
+
+// withoutUsage is a user list with the servers' live usage (state.usage) left out: it changes
+// from one read to the next whatever the requests in between did.
+func withoutUsage(list []byte) string {
+	var users []map[string]any
+	if json.Unmarshal(list, &users) != nil {
+		return string(list)
+	}
+	for _, u := range users {
+		svs, _ := u["servers"].(map[string]any)
+		for _, sv := range svs {
+			if st, ok := sv.(map[string]any)["state"].(map[string]any); ok {
+				delete(st, "usage")
+			}
+		}
+	}
+	b, _ := json.Marshal(users)
+	return string(b)
+}
 
 // TestSpine walks the whole path a person takes, in order: log in with a Unix password, start a
 // server as a transient unit, reach it through the OAuth handshake and the router, run code in a
@@ -133,6 +153,38 @@ slow_spawn_timeout = "2s"
 		}
 	})
 
+	step("an admin sees what alice's unit uses now, read from its cgroup", func(t *testing.T) {
+		cg, _ := unitProps(t, unit)["ControlGroup"].(string)
+		raw, err := os.ReadFile("/sys/fs/cgroup" + cg + "/memory.current")
+		if err != nil {
+			t.Fatalf("the unit's own cgroup (%q): %v", cg, err)
+		}
+		kernel, _ := strconv.ParseUint(strings.TrimSpace(string(raw)), 10, 64)
+		code, body := apiDo(t, "GET", "/hub/api/users/alice", admin, "")
+		var m struct {
+			Servers map[string]struct {
+				State struct {
+					Usage *struct {
+						MemoryBytes uint64  `json:"memory_bytes"`
+						CPUSeconds  float64 `json:"cpu_seconds"`
+					}
+				}
+			}
+		}
+		if err := json.Unmarshal(body, &m); err != nil || code != 200 {
+			t.Fatalf("GET alice = %d %s", code, body)
+		}
+		u := m.Servers[""].State.Usage
+		if u == nil {
+			t.Fatalf("no usage for alice's running server (cgroup %s): %s", cg, body)
+		}
+		// A Python server with a kernel holds tens of MiB; the two readings are moments apart.
+		if u.MemoryBytes < 10<<20 || u.MemoryBytes > memMax || u.CPUSeconds <= 0 || u.MemoryBytes > 2*kernel || kernel > 2*u.MemoryBytes {
+			t.Errorf("usage %+v; the kernel says memory.current = %d for %s", *u, kernel, cg)
+		}
+		t.Logf("alice's server: %d MiB, %.1f s of CPU (cgroup %s)", u.MemoryBytes>>20, u.CPUSeconds, cg)
+	})
+
 	step("alice's kernel cannot see bob's home, and what she writes is hers alone", func(t *testing.T) {
 		// Debian's default: homes 0755, files 0644. Before homes were private, alice read this.
 		if err := os.Chmod("/home/bob", 0o755); err != nil {
@@ -232,7 +284,7 @@ slow_spawn_timeout = "2s"
 		if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 403 {
 			t.Errorf("token in the wrong header was not refused: %v", resp)
 		}
-		if _, after := apiDo(t, "GET", "/hub/api/users", admin, ""); string(after) != string(before) {
+		if _, after := apiDo(t, "GET", "/hub/api/users", admin, ""); withoutUsage(after) != withoutUsage(before) {
 			t.Errorf("bad requests changed the users:\nbefore %s\nafter  %s", before, after)
 		}
 		if p := unitProps(t, unit); p["ActiveState"] != "active" {
