@@ -130,6 +130,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 		UnitName: func(user, server string) string { return spawner.UnitName(cfg.Spawner.UnitPrefix, user, server) },
 		PortLow:  lo, PortHigh: hi,
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
+		Named:  servers.NamedServers{Allow: cfg.Hub.AllowNamedServers, Limit: cfg.Hub.NamedServerLimitPerUser},
 		Logger: log,
 	})
 	var authOpts auth.Options

@@ -110,6 +110,9 @@ type Hub struct {
 	// AuthenticateMetrics requires the read:metrics scope for /hub/metrics, as JupyterHub 5's
 	// authenticate_prometheus does; false serves the metrics to anyone who can reach the hub.
 	AuthenticateMetrics bool `toml:"authenticate_metrics"`
+	// AllowNamedServers and NamedServerLimitPerUser: see named.go.
+	AllowNamedServers       bool `toml:"allow_named_servers"`
+	NamedServerLimitPerUser int  `toml:"named_server_limit_per_user"`
 }
 
 // Auth is the [auth] section: who may log in and who is an admin.
@@ -452,6 +455,7 @@ func (c *Config) Validate() error {
 			bad("hub.trusted_proxies", "%q is not a network in CIDR form (e.g. \"127.0.0.1/32\")", p)
 		}
 	}
+	c.Hub.validateNamedServers(bad)
 	if c.Hub.CookieMaxAge <= 0 {
 		bad("hub.cookie_max_age", "must be positive (e.g. \"336h\")")
 	}

@@ -90,6 +90,7 @@ type Options struct {
 	StartTimeout time.Duration // bounds a whole spawn, from request to the server answering HTTP, less time queued (Job.Queued)
 	StopTimeout  time.Duration // bounds stopping a server
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
+	Named        NamedServers  // whether users may have servers besides the default one (named.go)
 	Logger       *slog.Logger
 }
 
