@@ -6,8 +6,8 @@ import (
 	"strings"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
-	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 )
@@ -25,7 +25,7 @@ func (a *API) targetServer(w http.ResponseWriter, r *http.Request, c *auth.Calle
 			web.Error(w, http.StatusBadRequest, "Named servers are not enabled (hub.allow_named_servers)")
 			return store.User{}, false
 		}
-		if err := config.ValidServerName(server); err != nil {
+		if err := servers.ValidServerName(server); err != nil {
 			web.Error(w, http.StatusBadRequest, "%v", err)
 			return store.User{}, false
 		}

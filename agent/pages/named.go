@@ -6,7 +6,7 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 )
 
@@ -42,7 +42,7 @@ func (h *Pages) server(w http.ResponseWriter, r *http.Request, u store.User, nam
 		h.render.Error(w, r, http.StatusBadRequest, "Named servers are not enabled", "This hub runs one server per user (hub.allow_named_servers is off).")
 		return store.Server{}, errors.New("named servers are off")
 	}
-	if err := config.ValidServerName(name); err != nil {
+	if err := servers.ValidServerName(name); err != nil {
 		h.render.Error(w, r, http.StatusBadRequest, "Invalid server name", err.Error())
 		return store.Server{}, err
 	}
@@ -77,7 +77,7 @@ func (h *Pages) namedServerOf(r *http.Request, user, rest string) string {
 		return ""
 	}
 	seg, _, _ := strings.Cut(rest, "/")
-	if seg == "" || config.ValidServerName(seg) != nil {
+	if seg == "" || servers.ValidServerName(seg) != nil {
 		return ""
 	}
 	u, err := h.store.GetUser(r.Context(), user)

@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"unicode"
 
-	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 )
 
@@ -37,7 +38,7 @@ func (m *Manager) mayHave(ctx context.Context, u store.User, name string) error 
 	if !m.opts.Named.Allow {
 		return conflict("named servers are not enabled (hub.allow_named_servers)")
 	}
-	if err := config.ValidServerName(name); err != nil {
+	if err := ValidServerName(name); err != nil {
 		return conflict("%v", err)
 	}
 	if m.opts.Named.Limit <= 0 {
@@ -108,4 +109,30 @@ func (m *Manager) spawnOver(id int64) bool {
 	default:
 		return false
 	}
+}
+
+// maxServerName keeps a server's name short enough for its unit name, URL and OAuth client id.
+const maxServerName = 64
+
+// ValidServerName checks a named server's name. JupyterHub refuses only '/', because the name is
+// a path segment of the server's URL; this hub also puts it in a unit name, a cookie path and an
+// OAuth redirect URI, so it takes the characters that need no escaping in any of them: letters,
+// digits and "-", "_", "." and "~", not starting with "." (no "." or ".." segments).
+func ValidServerName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("a named server needs a name")
+	case strings.Contains(name, "/"):
+		return fmt.Errorf("invalid server name %q: it may not contain '/'", name)
+	case len(name) > maxServerName:
+		return fmt.Errorf("invalid server name %q: longer than %d characters", name, maxServerName)
+	case name[0] == '.':
+		return fmt.Errorf("invalid server name %q: it may not start with '.'", name)
+	}
+	for _, r := range name {
+		if r > unicode.MaxASCII || !(unicode.IsLetter(r) || unicode.IsDigit(r) || strings.ContainsRune("-_.~", r)) {
+			return fmt.Errorf("invalid server name %q: use letters, digits, '-', '_', '.' and '~'", name)
+		}
+	}
+	return nil
 }
