@@ -77,7 +77,9 @@ slow_spawn_timeout = "2s"
 			api("DELETE", "/hub/api/users/alice/servers/"+n, `{"remove": true}`)
 		}
 		for deadline := time.Now().Add(90 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
-			if s := servers(); len(s) == 0 || len(s) == 1 && s[""].Stopped {
+			status, body := api("GET", "/hub/api/users/alice", "")
+			var m struct{ Servers map[string]any }
+			if status != 200 || json.Unmarshal(body, &m) != nil || len(m.Servers) == 0 {
 				return
 			}
 		}
@@ -92,6 +94,12 @@ slow_spawn_timeout = "2s"
 		return strings.Replace(ui("alice"), "/user/alice/", "/user/alice/"+server+"/", 1)
 	}
 	pids := map[string]any{}
+
+	step("alice logs in", func(t *testing.T) {
+		if resp, _ := alice.login("alice", "alice-pw"); resp.StatusCode != 200 {
+			t.Fatalf("alice cannot log in: %d", resp.StatusCode)
+		}
+	})
 
 	step("two named servers start side by side, each its own unit", func(t *testing.T) {
 		for _, n := range names {
@@ -148,9 +156,6 @@ slow_spawn_timeout = "2s"
 	}
 
 	step("alice reaches both through their own OAuth clients and routes", func(t *testing.T) {
-		if resp, _ := alice.login("alice", "alice-pw"); resp.StatusCode != 200 {
-			t.Fatalf("alice cannot log in: %d", resp.StatusCode)
-		}
 		reach(t)
 		_, home := alice.get("/hub/home")
 		for _, n := range names {
