@@ -153,6 +153,7 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 		PortLow:  lo, PortHigh: hi,
 		StartTimeout: cfg.Spawner.StartTimeout.D(), StopTimeout: cfg.Spawner.StopTimeout.D(), Hosts: hosts,
 		Observer: mx, Usage: deps.Usage, Logger: log, AfterStep: deps.AfterStep,
+		Named: servers.NamedServers{Allow: cfg.Hub.AllowNamedServers, Limit: cfg.Hub.NamedServerLimitPerUser},
 	})
 	var authOpts auth.Options
 	if cfg.Auth.OIDC.OnLostAccess == "stop" {

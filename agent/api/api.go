@@ -101,13 +101,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.Handle(api+"/users/{name}/server/progress", a.authed(methods{"GET": a.progress}))
 	mux.Handle(api+"/users/{name}/tokens", a.authedWith(methods{"GET": a.listTokens, "POST": a.createToken}, true))
 	mux.Handle(api+"/users/{name}/tokens/{id}", a.authed(methods{"GET": a.getToken, "DELETE": a.deleteToken}))
-	named := func(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-		web.Error(w, http.StatusBadRequest, "named servers are not enabled on this hub; use /users/{name}/server")
-	}
 	// An empty server name is the default server: JupyterHub's own admin page calls these.
 	mux.Handle(api+"/users/{name}/servers/{$}", a.authed(methods{"POST": a.startServer, "DELETE": a.stopServer}))
-	mux.Handle(api+"/users/{name}/servers/{server}", a.authed(methods{"POST": named, "DELETE": named}))
-	mux.Handle(api+"/users/{name}/servers/{server}/progress", a.authed(methods{"GET": named}))
+	mux.Handle(api+"/users/{name}/servers/{server}", a.authed(methods{"POST": a.startServer, "DELETE": a.stopServer}))
+	mux.Handle(api+"/users/{name}/servers/{server}/progress", a.authed(methods{"GET": a.progress}))
 	mux.Handle(api+"/proxy", a.authed(methods{"GET": a.proxy, "POST": a.syncProxy, "PATCH": a.syncProxy}))
 	mux.Handle(api+"/shutdown", a.authed(methods{"POST": a.shutdown}))
 	mux.Handle(api+"/authorizations/token/{token}", a.authed(methods{"GET": a.tokenOwner}))
@@ -254,6 +251,11 @@ func (a *API) self(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 // filter) gets 404 for a user out of reach, the same answer as for one that does not exist, so
 // names cannot be probed; a caller without the scope at all gets 403.
 func (a *API) targetUser(w http.ResponseWriter, r *http.Request, c *auth.Caller, scope string) (store.User, bool) {
+	return a.targetUserFor(w, r, c, scope, "")
+}
+
+// targetUserFor is targetUser where the request acts on the user's server of that name.
+func (a *API) targetUserFor(w http.ResponseWriter, r *http.Request, c *auth.Caller, scope, server string) (store.User, bool) {
 	name := r.PathValue("name")
 	if err := web.ValidName(name); err != nil {
 		a.writeErr(w, err)
@@ -268,7 +270,7 @@ func (a *API) targetUser(w http.ResponseWriter, r *http.Request, c *auth.Caller,
 		a.writeErr(w, err)
 		return u, false
 	}
-	if err != nil || !c.Scopes.Allows(scope, scopes.Target{User: u.Name, Groups: u.Groups, HasServer: true}) {
+	if err != nil || !c.Scopes.Allows(scope, scopes.Target{User: u.Name, Groups: u.Groups, Server: server, HasServer: true}) {
 		if c.Scopes[scope] {
 			web.Error(w, http.StatusNotFound, "no such user %s", name)
 		} else {

@@ -15,7 +15,9 @@ func (a *API) chooseProfile(ctx context.Context, u store.User, name string, requ
 		return requested, nil
 	}
 	var previous json.RawMessage
-	if sv, err := a.store.Server(ctx, u.ID, name); err == nil {
+	// FindServer, not Server: a named server's record is made by the start itself, which may
+	// still refuse it (named_server_limit_per_user).
+	if sv, err := a.store.FindServer(ctx, u.ID, name); err == nil {
 		previous = sv.UserOptions
 	}
 	return a.profiles.Choose(u, requested, previous)

@@ -16,7 +16,8 @@ import (
 // startServer is POST /users/{name}/server: 201 once ready, 202 if it is still starting
 // after spawner.slow_spawn_timeout, 400 if it already runs.
 func (a *API) startServer(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-	u, ok := a.targetUser(w, r, c, "servers")
+	name := r.PathValue("server") // "" on the default server's routes
+	u, ok := a.targetServer(w, r, c, "servers", name)
 	if !ok {
 		return
 	}
@@ -30,7 +31,7 @@ func (a *API) startServer(w http.ResponseWriter, r *http.Request, c *auth.Caller
 	if opts == nil {
 		raw = nil
 	}
-	if raw, err = a.chooseProfile(r.Context(), u, "", raw); err != nil {
+	if raw, err = a.chooseProfile(r.Context(), u, name, raw); err != nil {
 		a.writeErr(w, err)
 		return
 	}
@@ -41,7 +42,7 @@ func (a *API) startServer(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		web.Error(w, http.StatusBadGateway, "%v", err)
 		return
 	}
-	prog, err := a.servers.Start(u, "", raw)
+	prog, err := a.servers.Start(u, name, raw)
 	if err != nil {
 		a.writeErr(w, err)
 		return
@@ -64,21 +65,38 @@ func (a *API) startServer(w http.ResponseWriter, r *http.Request, c *auth.Caller
 }
 
 // stopServer is DELETE /users/{name}/server: 204 once stopped, 202 while it is stopping.
+// With {"remove": true} a named server's record goes too, once it has stopped.
 func (a *API) stopServer(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-	u, ok := a.targetUser(w, r, c, "delete:servers")
+	name := r.PathValue("server")
+	u, ok := a.targetServer(w, r, c, "delete:servers", name)
 	if !ok {
 		return
 	}
-	sv, err := a.store.Server(r.Context(), u.ID, "")
+	var body struct {
+		Remove bool `json:"remove"`
+	}
+	if err := a.decodeJSON(w, r, &body); err != nil {
+		a.writeErr(w, err)
+		return
+	}
+	if body.Remove && name == "" {
+		web.Error(w, http.StatusBadRequest, "Cannot delete the default server")
+		return
+	}
+	sv, err := a.namedServer(r, u, name)
 	if err != nil {
 		a.writeErr(w, err)
 		return
 	}
-	if sv.State == store.Stopped {
+	if sv.State == store.Stopped && !body.Remove {
 		w.WriteHeader(http.StatusNoContent) // as JupyterHub: already where the caller wants it
 		return
 	}
-	done, err := a.servers.Stop(sv)
+	stop := a.servers.Stop
+	if body.Remove {
+		stop = a.servers.Remove
+	}
+	done, err := stop(sv)
 	if err != nil {
 		a.writeErr(w, err)
 		return
@@ -94,11 +112,12 @@ func (a *API) stopServer(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 
 // progress streams spawn progress as server-sent events, as the spawn-pending page expects.
 func (a *API) progress(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
-	u, ok := a.targetUser(w, r, c, "read:servers")
+	name := r.PathValue("server")
+	u, ok := a.targetServer(w, r, c, "read:servers", name)
 	if !ok {
 		return
 	}
-	sv, err := a.store.Server(r.Context(), u.ID, "")
+	sv, err := a.namedServer(r, u, name)
 	if err != nil {
 		a.writeErr(w, err)
 		return
@@ -106,7 +125,7 @@ func (a *API) progress(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 	prog := a.servers.Progress(sv.ID)
 	if prog == nil {
 		if sv.State != store.Running {
-			web.Error(w, http.StatusBadRequest, "%s's server is not starting", u.Name)
+			web.Error(w, http.StatusBadRequest, "%s is not starting", serverLabel(u.Name, name))
 			return
 		}
 		// Started before this hub process: all there is to say is that it is ready.

@@ -56,10 +56,13 @@ func (a *API) userModel(ctx context.Context, u store.User, set scopes.Set, inclu
 	if set.Allows("admin:auth_state", t) {
 		m["auth_state"] = a.gate.AuthState(ctx, u)
 	}
-	if set.Allows("read:servers", t) {
+	if readsServers(set, u.Name, t) {
 		sm := map[string]any{}
 		for _, sv := range servers {
-			sm[sv.Name] = a.serverModel(ctx, sv, set.Allows("admin:server_state", t))
+			st := scopes.Target{User: u.Name, Groups: u.Groups, Server: sv.Name, HasServer: true}
+			if set.Allows("read:servers", st) {
+				sm[sv.Name] = a.serverModel(ctx, sv, set.Allows("admin:server_state", st))
+			}
 		}
 		m["servers"] = sm
 	}

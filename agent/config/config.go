@@ -128,6 +128,9 @@ type Hub struct {
 	// api_page_max_limit (paging.go).
 	APIPageDefaultLimit int `toml:"api_page_default_limit"`
 	APIPageMaxLimit     int `toml:"api_page_max_limit"`
+	// AllowNamedServers and NamedServerLimitPerUser: see named.go.
+	AllowNamedServers       bool `toml:"allow_named_servers"`
+	NamedServerLimitPerUser int  `toml:"named_server_limit_per_user"`
 }
 
 // Auth is the [auth] section: who may log in and who is an admin.
@@ -487,6 +490,7 @@ func (c *Config) Validate() error {
 			bad("hub.trusted_proxies", "%q is not a network in CIDR form (e.g. \"127.0.0.1/32\")", p)
 		}
 	}
+	c.Hub.validateNamedServers(bad)
 	if c.Hub.CookieMaxAge <= 0 {
 		bad("hub.cookie_max_age", "must be positive (e.g. \"336h\")")
 	}

@@ -222,14 +222,21 @@ func (h *Hub) Do(method, path, token, body string, hdr ...string) Reply {
 // jupyterhub-singleuser, and returns once the router routes to it. The user is created if needed.
 func (h *Hub) Serve(user string, handler http.Handler) {
 	h.t.Helper()
+	h.ServeNamed(user, "", handler)
+}
+
+// ServeNamed is Serve for one of user's named servers ("" is the default one); the hub must
+// allow named servers (hub.allow_named_servers) for a name.
+func (h *Hub) ServeNamed(user, server string, handler http.Handler) {
+	h.t.Helper()
 	ctx := context.Background()
 	u, err := h.Store().GetUser(ctx, user)
 	if err != nil {
 		h.User(user, false)
 		u, _ = h.Store().GetUser(ctx, user)
 	}
-	h.units.handle(user, handler)
-	prog, err := h.Servers().Start(u, "", nil)
+	h.units.handle(unitKey(user, server), handler)
+	prog, err := h.Servers().Start(u, server, nil)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -241,8 +248,11 @@ func (h *Hub) Serve(user string, handler http.Handler) {
 	if ev := prog.Last(); !ev.Ready {
 		h.t.Fatalf("spawn failed: %s", ev.Message)
 	}
-	h.units.ready(user)
+	h.units.ready(unitKey(user, server))
 }
+
+// unitKey is how the stand-in keys what a server serves: "alice/" for alice's default server.
+func unitKey(user, server string) string { return user + "/" + server }
 
 // Units stands in for systemd in these tests: it is the spawn pipeline's last step (the "unit" is
 // an HTTP server on the server's port) and the core's view of which units run.
@@ -250,9 +260,9 @@ type Units struct {
 	cgroups  string // root of the fake cgroup tree ("": none)
 	slice    string
 	mu       sync.Mutex
-	handlers map[string]http.Handler // user → what their server serves
+	handlers map[string]http.Handler // unitKey → what the server serves
 	running  map[string]*unit        // unit name → server
-	units    map[string]string       // user → unit name
+	units    map[string]string       // unitKey → unit name
 	jobs     map[string]servers.Job  // user → the job their last server started with
 }
 
@@ -266,16 +276,16 @@ func NewUnits() *Units {
 	return &Units{handlers: map[string]http.Handler{}, running: map[string]*unit{}, units: map[string]string{}, jobs: map[string]servers.Job{}}
 }
 
-func (u *Units) handle(user string, h http.Handler) {
+func (u *Units) handle(key string, h http.Handler) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.handlers[user] = h
+	u.handlers[key] = h
 }
 
-func (u *Units) ready(user string) {
+func (u *Units) ready(key string) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if un := u.running[u.units[user]]; un != nil {
+	if un := u.running[u.units[key]]; un != nil {
 		un.ready.Store(true)
 	}
 }
@@ -293,7 +303,8 @@ func (s unitStep) Start(ctx context.Context, job *servers.Job) error {
 	u := s.u
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	h := u.handlers[job.User.Name]
+	key := unitKey(job.User.Name, job.Server.Name)
+	h := u.handlers[key]
 	if h == nil {
 		h = http.NotFoundHandler()
 	}
@@ -314,7 +325,7 @@ func (s unitStep) Start(ctx context.Context, job *servers.Job) error {
 		return err
 	}
 	u.running[job.Server.Unit] = un
-	u.units[job.User.Name] = job.Server.Unit
+	u.units[key] = job.Server.Unit
 	u.jobs[job.User.Name] = *job
 	return nil
 }
@@ -362,7 +373,7 @@ func (u *Units) writeUsage(unit string, memory uint64, cpu time.Duration) error 
 func (h *Hub) SetUsage(user string, memory uint64, cpu time.Duration) {
 	h.t.Helper()
 	h.units.mu.Lock()
-	unit := h.units.units[user]
+	unit := h.units.units[unitKey(user, "")]
 	h.units.mu.Unlock()
 	if err := h.units.writeUsage(unit, memory, cpu); err != nil {
 		h.t.Fatal(err)

@@ -78,12 +78,14 @@ func (h *Pages) Register(mux *http.ServeMux) {
 	mux.HandleFunc(hub+"/home", h.loggedIn(h.homePage))
 	mux.HandleFunc(hub+"/spawn", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/spawn/{name}", h.loggedIn(h.spawnPage))
+	mux.HandleFunc(hub+"/spawn/{name}/{server}", h.loggedIn(h.spawnPage))
 	mux.HandleFunc(hub+"/stop", h.loggedIn(h.stopPage))
 	mux.HandleFunc(hub+"/token", h.loggedIn(h.tokenPage))
 	mux.HandleFunc(hub+"/admin", h.loggedIn(h.adminPage))
 	mux.HandleFunc(hub+"/accept-share", h.loggedIn(h.acceptSharePage))
 	mux.HandleFunc(hub+"/token/revoke", h.loggedIn(h.revokeToken))
 	mux.HandleFunc(hub+"/spawn-pending/{name}", h.loggedIn(h.spawnPendingPage))
+	mux.HandleFunc(hub+"/spawn-pending/{name}/{server}", h.loggedIn(h.spawnPendingPage))
 	mux.HandleFunc(hub+"/user/{name}/{rest...}", h.loggedIn(h.hubUserPage))
 	mux.HandleFunc(hub+"/user-redirect/{rest...}", h.loggedIn(func(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 		http.Redirect(w, r, web.WithQuery(h.servers.FullURL(c.User.Name, "")+r.PathValue("rest"), r.URL.RawQuery), http.StatusFound)
@@ -121,6 +123,10 @@ func (h *Pages) homePage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 	}
 	data := map[string]any{"Server": sv, "URL": h.servers.FullURL(c.User.Name, ""), "Started": short(time.Since(sv.Started)), "Active": since(sv.LastActivity)}
 	data["Options"] = len(h.profiles.Offered(c.User)) > 0 // Start leads to the options form
+	if err := h.namedServersOnHome(r.Context(), c.User, data); err != nil {
+		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
+		return
+	}
 	if msg, failed := h.servers.LastFailure(sv); failed {
 		reason, journal, _ := strings.Cut(strings.TrimPrefix(msg, "Spawn failed: "), "\nLast lines of the server's log:\n")
 		data["LastError"] = map[string]string{"Reason": reason, "Journal": journal}
@@ -160,17 +166,17 @@ func (h *Pages) spawnPage(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		return
 	}
 	next := r.FormValue("next")
-	sv, err := h.store.Server(r.Context(), u.ID, "")
+	name := spawnServerName(r)
+	sv, err := h.server(w, r, u, name)
 	if err != nil {
-		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
 	if sv.State == store.Running {
-		http.Redirect(w, r, h.gate.SafeNextOr(next, h.servers.FullURL(u.Name, "")), http.StatusFound)
+		http.Redirect(w, r, h.gate.SafeNextOr(next, h.servers.FullURL(u.Name, name)), http.StatusFound)
 		return
 	}
 	if r.Method != http.MethodPost && sv.State != store.Spawning {
-		h.render.Render(w, r, http.StatusOK, "spawn.html", h.spawnForm(r, u, sv, map[string]any{"Owner": u.Name, "Next": next}), c)
+		h.render.Render(w, r, http.StatusOK, "spawn.html", h.spawnForm(r, u, sv, map[string]any{"Owner": u.Name, "Next": next, "ServerName": name}), c)
 		return
 	}
 	if err := h.gate.FreshLogin(r.Context(), u); errors.Is(err, auth.ErrLoginExpired) {
@@ -185,11 +191,11 @@ func (h *Pages) spawnPage(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		h.profileRefused(w, r, err)
 		return
 	}
-	if _, err := h.servers.Start(u, "", opts); err != nil {
-		h.render.Error(w, r, http.StatusBadRequest, "Cannot start the server", err.Error())
+	if _, err := h.servers.Start(u, name, opts); err != nil {
+		h.render.Error(w, r, http.StatusBadRequest, "Cannot start the server", strings.TrimPrefix(err.Error(), servers.ErrConflict.Error()+": "))
 		return
 	}
-	http.Redirect(w, r, web.WithQuery(h.prefix+"/hub/spawn-pending/"+u.Name, url.Values{"next": {next}}.Encode()), http.StatusFound)
+	http.Redirect(w, r, web.WithQuery(h.pendingURL(u.Name, name), url.Values{"next": {next}}.Encode()), http.StatusFound)
 }
 
 func (h *Pages) stopPage(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
@@ -204,10 +210,18 @@ func (h *Pages) stopPage(w http.ResponseWriter, r *http.Request, c *auth.Caller)
 	if !ok {
 		return
 	}
-	sv, err := h.store.Server(r.Context(), u.ID, "")
-	if err == nil && sv.State != store.Stopped {
+	name, remove := r.PostFormValue("server"), r.PostFormValue("remove") != ""
+	sv, err := h.server(w, r, u, name)
+	if err != nil {
+		return
+	}
+	if sv.State != store.Stopped || remove && sv.ID != 0 {
+		stop := h.servers.Stop
+		if remove {
+			stop = h.servers.Remove
+		}
 		var done <-chan struct{}
-		if done, err = h.servers.Stop(sv); err == nil {
+		if done, err = stop(sv); err == nil {
 			select {
 			case <-done:
 			case <-time.After(h.cfg.Spawner.SlowSpawnTimeout.D()):
@@ -227,12 +241,12 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 	if !ok {
 		return
 	}
-	sv, err := h.store.Server(r.Context(), u.ID, "")
+	name := r.PathValue("server")
+	sv, err := h.server(w, r, u, name)
 	if err != nil {
-		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
-	target := h.gate.SafeNextOr(r.FormValue("next"), h.servers.FullURL(u.Name, ""))
+	target := h.gate.SafeNextOr(r.FormValue("next"), h.servers.FullURL(u.Name, name))
 	if sv.State == store.Running {
 		http.Redirect(w, r, target, http.StatusFound)
 		return
@@ -244,10 +258,10 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 	}
 	events, _, _ := prog.Since(0)
 	h.render.Render(w, r, http.StatusOK, "spawn_pending.html", map[string]any{
-		"Owner": u.Name, "Next": target, "Events": events,
+		"Owner": u.Name, "ServerName": name, "Next": target, "Events": events,
 		"Timeout": short(h.cfg.Spawner.StartTimeout.D()), "ElapsedMS": time.Since(prog.Began()).Milliseconds(),
 		// EventSource cannot set headers: the token that lets it use the cookie goes in the query.
-		"ProgressURL": h.prefix + "/hub/api/users/" + u.Name + "/server/progress?" + url.Values{"_xsrf": {h.gate.XSRFToken(c.Session)}}.Encode(),
+		"ProgressURL": h.progressURL(u.Name, name) + "?" + url.Values{"_xsrf": {h.gate.XSRFToken(c.Session)}}.Encode(),
 	}, c)
 }
 
@@ -256,7 +270,7 @@ func (h *Pages) spawnPendingPage(w http.ResponseWriter, r *http.Request, c *auth
 func (h *Pages) hubUserPage(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 	name := r.PathValue("name")
 	userPath := web.WithQuery(h.servers.Hosts().Origin(name)+h.prefix+"/user/"+name+"/"+r.PathValue("rest"), r.URL.RawQuery)
-	if _, running := h.servers.Route(name, ""); running {
+	if _, running := h.servers.Route(name, h.namedServerOf(r, name, r.PathValue("rest"))); running {
 		http.Redirect(w, r, userPath, http.StatusFound)
 		return
 	}
@@ -269,12 +283,13 @@ func (h *Pages) hubUserPage(w http.ResponseWriter, r *http.Request, c *auth.Call
 		h.render.Error(w, r, http.StatusNotFound, "Not found", "There is no user "+name+".")
 		return
 	}
-	sv, err := h.store.Server(r.Context(), u.ID, "")
+	server := h.namedServerOf(r, name, r.PathValue("rest"))
+	sv, err := h.store.Server(r.Context(), u.ID, server)
 	if err == nil && sv.State == store.Spawning {
-		http.Redirect(w, r, web.WithQuery(h.prefix+"/hub/spawn-pending/"+name, url.Values{"next": {userPath}}.Encode()), http.StatusFound)
+		http.Redirect(w, r, web.WithQuery(h.pendingURL(name, server), url.Values{"next": {userPath}}.Encode()), http.StatusFound)
 		return
 	}
 	h.render.Render(w, r, http.StatusFailedDependency, "not_running.html", map[string]any{
-		"Owner": name, "Next": userPath, "Stopping": err == nil && sv.State == store.Stopping,
+		"Owner": name, "ServerName": server, "Next": userPath, "Stopping": err == nil && sv.State == store.Stopping,
 	}, c)
 }

@@ -128,7 +128,19 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, web.WithQuery(r.URL.Path+"/", r.URL.RawQuery), http.StatusFound)
 		return
 	}
-	if route, ok := rt.servers.Route(name, ""); ok {
+	route, ok := rt.servers.Route(name, "")
+	// A running named server's prefix, /user/<name>/<server>/, is longer than the default
+	// server's and wins, as the longest prefix does in JupyterHub's proxy.
+	if server, _, slash := strings.Cut(strings.TrimPrefix(rest, name+"/"), "/"); server != "" {
+		if named, running := rt.servers.Route(name, server); running {
+			if !slash {
+				http.Redirect(w, r, web.WithQuery(r.URL.Path+"/", r.URL.RawQuery), http.StatusFound)
+				return
+			}
+			route, ok = named, true
+		}
+	}
+	if ok {
 		rt.servers.Touch(route.ServerID)
 		if interactive(r) {
 			rt.servers.Interacted(route.ServerID)

@@ -24,21 +24,24 @@ func (m *Manager) Start(u store.User, name string, opts json.RawMessage) (*Progr
 	ctx, asked := m.life, time.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if err := m.mayHave(ctx, u, name); err != nil {
+		return nil, err
+	}
 	sv, err := m.store.Server(ctx, u.ID, name)
 	if err != nil {
 		return nil, err
 	}
-	switch sv.State {
+	switch label := serverLabel(u.Name, name); sv.State {
 	case store.Running:
-		return nil, conflict("%s's server is already running", u.Name)
+		return nil, conflict("%s is already running", label)
 	case store.Spawning:
 		if p := m.spawns[sv.ID]; p != nil {
 			m.opts.Observer.SpawnFinished(SpawnAlreadyPending, time.Since(asked)) // as JupyterHub times it: this request's
 			return p, nil
 		}
-		return nil, conflict("%s's server is starting", u.Name)
+		return nil, conflict("%s is starting", label)
 	case store.Stopping:
-		return nil, conflict("%s's server is stopping; start it again once it has stopped", u.Name)
+		return nil, conflict("%s is stopping; start it again once it has stopped", label)
 	}
 	port, err := m.pickPort(ctx)
 	if err != nil {

@@ -102,6 +102,7 @@ type Options struct {
 	Hosts        UserHosts     // servers' own hosts (hub.subdomain_host); zero: paths on the hub's
 	Observer     Observer      // told of spawns, stops and polls (the metrics); nil: nobody
 	Usage        UsageReader   // what a server's unit uses now (its cgroup); nil: unknown
+	Named        NamedServers  // whether users may have servers besides the default one (named.go)
 	Logger       *slog.Logger
 	// AfterStep, if set, is called each time a step's start or stop half has succeeded (half
 	// "start" or "stop"; step "ready" once the server answers). It is the seam the crash tests

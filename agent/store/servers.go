@@ -130,3 +130,13 @@ func (s *Store) TouchServer(ctx context.Context, serverID int64, t time.Time) er
 		AND (last_activity IS NULL OR last_activity < ?1)`, ts, serverID)
 	return err
 }
+
+// FindServer returns a user's server record without creating one: ErrNotFound if there is none.
+func (s *Store) FindServer(ctx context.Context, userID int64, name string) (Server, error) {
+	sv, err := scanServer(s.db.QueryRowContext(ctx, `SELECT `+serverCols+` FROM servers JOIN users ON users.id = servers.user_id
+		WHERE servers.user_id = ? AND servers.name = ?`, userID, name))
+	if err != nil {
+		return sv, fmt.Errorf("server %q of user #%d: %w", name, userID, err)
+	}
+	return sv, nil
+}
