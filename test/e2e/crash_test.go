@@ -25,6 +25,7 @@ import (
 // nothing had happened. (The gpu step's case is TestHubKilledAfterTheGPUStepLeavesNoGrant in
 // agent: the VM has no GPU.)
 func TestHubKilledBetweenAnySpawnStepsLeavesNothingBehind(t *testing.T) {
+	onlyOn(t, "bookworm")
 	startNFSServer(t)
 	const addr, prefix = "127.0.0.1:8005", "jhgo-crash"
 	base := "http://" + addr

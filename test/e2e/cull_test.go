@@ -21,6 +21,7 @@ import (
 // a few seconds (the servers stay up, and their idle time counts from the restart), so that slow
 // spawns and kernel starts in the emulated VM do not race the timeout.
 func TestCullerStopsTheIdleServerKeepsTheBusyOneUntilMaxAge(t *testing.T) {
+	onlyOn(t, "trixie")
 	dir := t.TempDir()
 	const addr = "127.0.0.1:8017"
 	config := func(cull string) string {

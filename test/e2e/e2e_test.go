@@ -245,3 +245,19 @@ func runInKernel(t *testing.T, b *browser, user, code string) string {
 	}
 	return out
 }
+
+// onlyOn runs a long test in one of the two guests: the hub's code is the same in both, the
+// single-user servers differ only in ways the shorter tests cover in each, and running every long
+// test twice would take CI past an hour. JHGO_E2E_EVERY_SUITE=1 runs it in both.
+func onlyOn(t *testing.T, codename string) {
+	t.Helper()
+	if os.Getenv("JHGO_E2E_EVERY_SUITE") == "1" {
+		return
+	}
+	b, _ := os.ReadFile("/etc/os-release")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VERSION_CODENAME="); ok && v != codename {
+			t.Skipf("long test: runs in the %s guest only (JHGO_E2E_EVERY_SUITE=1 runs it here too)", codename)
+		}
+	}
+}

@@ -19,6 +19,7 @@ import (
 // one server started and stopped, one that cannot start (a hub user with no Unix account), and
 // the counts, spawn and stop durations and requests by route say so.
 func TestMetricsCountRealSpawnsAndStops(t *testing.T) {
+	onlyOn(t, "trixie")
 	dir := t.TempDir()
 	const addr = "127.0.0.1:8015"
 	cfg := writeConfig(t, dir, fmt.Sprintf(`

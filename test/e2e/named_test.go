@@ -18,6 +18,7 @@ import (
 // stock jupyterhub-singleuser, each its own unit and route, reaches both through their own OAuth
 // clients, then SIGKILLs the hub and checks that the new one adopts both.
 func TestNamedServersRunSideBySideAndSurviveAHubKill(t *testing.T) {
+	onlyOn(t, "trixie")
 	dir := t.TempDir()
 	const addr = "127.0.0.1:8004"
 	base := "http://" + addr

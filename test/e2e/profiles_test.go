@@ -16,6 +16,7 @@ import (
 // JUPYTER_PROFILE_<NAME>_ENABLED in the hub's environment is not offered and the API refuses it.
 // (That the choice is stored and reused is pinned down by agent/api's hubtest-level tests.)
 func TestProfileReachesTheUnitAndTheKernel(t *testing.T) {
+	onlyOn(t, "trixie")
 	const (
 		addr      = "127.0.0.1:8002"
 		base      = "http://" + addr

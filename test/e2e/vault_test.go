@@ -80,6 +80,7 @@ f"{put} {got} {body['data']['data']['k'] if body else None} {bob_put} {bob_get} 
 // environment file; her kernel reaches her secrets with it and is refused bob's; the token is in
 // neither the unit's properties nor the hub's log; stopping the server revokes it.
 func TestVaultTokenInNotebook(t *testing.T) {
+	onlyOn(t, "trixie")
 	root := startVault(t)
 	policy, err := os.ReadFile("testdata/admin-policy.hcl")
 	if err != nil {
