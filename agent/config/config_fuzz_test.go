@@ -64,7 +64,7 @@ func parseSeeds(f *testing.F) {
 var locates = regexp.MustCompile(`^(line \d+: |toml: line \d+ \(last key "|toml: \(last key "|unknown key\(s\) |[a-z_]+\.[a-z_.]+: )`)
 
 // namesKey matches one Validate problem: it starts with the key (or keys) it is about.
-var namesKey = regexp.MustCompile(`^(hub|auth|spawner)\.[a-z_.]+(/[a-z_]+)*: `)
+var namesKey = regexp.MustCompile(`^[a-z_]+(\[\d+\])?(\.[a-z_]+)+(/[a-z_]+)*: `)
 
 // FuzzParse: Parse, Validate and the derived URLs never panic on any bytes; errors locate the
 // problem and Validate's name a key; a document that parses is what the Config holds, key by
@@ -203,6 +203,10 @@ func holds(t *testing.T, path string, doc map[string]any, v reflect.Value) {
 			}
 		case reflect.Uint64:
 			if n, ok := val.(int64); !ok || n < 0 || fv.Uint() != uint64(n) {
+				bad()
+			}
+		case reflect.Pointer: // a key whose absence means something (hub.authenticate_metrics)
+			if b, ok := val.(bool); !ok || fv.IsNil() || fv.Elem().Kind() != reflect.Bool || fv.Elem().Bool() != b {
 				bad()
 			}
 		default:
