@@ -230,7 +230,9 @@ type Spawner struct {
 	SlowSpawnTimeout Duration `toml:"slow_spawn_timeout"`
 	// StopTimeout bounds stopping a unit.
 	StopTimeout Duration `toml:"stop_timeout"`
-	// PortRange is where user servers' ports are picked, as "low-high".
+	// PortRange is where user servers' ports are picked, as "low-high". Inside the kernel's
+	// ephemeral range a client connection's source port can take a server's port before the
+	// server binds it, hence a default above it.
 	PortRange string `toml:"port_range"`
 }
 
@@ -342,7 +344,7 @@ func Default() Config {
 			StartTimeout:     Duration(120 * time.Second),
 			SlowSpawnTimeout: Duration(10 * time.Second),
 			StopTimeout:      Duration(30 * time.Second),
-			PortRange:        "49152-60999",
+			PortRange:        "61000-65535", // above Linux's ephemeral ports (contrib/config.example.toml)
 		},
 		// As gpu.DefaultConfig: GPUs offered where there are any, one per user, no waiting.
 		GPU:   GPU{Enabled: true, DefaultQuota: 1},
@@ -784,7 +786,7 @@ func (s Spawner) Ports() (int, int, error) {
 	l, err1 := strconv.Atoi(strings.TrimSpace(lo))
 	h, err2 := strconv.Atoi(strings.TrimSpace(hi))
 	if !ok || err1 != nil || err2 != nil || l < 1024 || h > 65535 || l >= h {
-		return 0, 0, fmt.Errorf("%q must be \"low-high\" within 1024-65535, e.g. \"49152-60999\"", s.PortRange)
+		return 0, 0, fmt.Errorf("%q must be \"low-high\" within 1024-65535, e.g. \"61000-65535\"", s.PortRange)
 	}
 	return l, h, nil
 }
