@@ -12,8 +12,6 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/api"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
-	"github.com/jupyterhub-go/jupyterhub-go/agent/metrics"
-	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/gpu"
 )
@@ -161,28 +159,4 @@ func DescribeGPUs(ctx context.Context, cfg config.Config, log *slog.Logger) stri
 	}
 	return fmt.Sprintf("gpu: %d GPUs, driver %s; grantable: %s; quota: %s; queue %s; every server runs with DevicePolicy=closed",
 		len(inv.GPUs), inv.Driver, strings.Join(names, ", "), quota, queue)
-}
-
-// serverUsage is the metrics' per-server memory and CPU: each running server's unit, read from
-// its cgroup at the scrape. A server whose cgroup cannot be read (stopping just now) is left out.
-func serverUsage(st *store.Store, r servers.UsageReader) func(context.Context) ([]metrics.ServerUsage, error) {
-	if r == nil {
-		return nil
-	}
-	return func(ctx context.Context) ([]metrics.ServerUsage, error) {
-		svs, err := st.Servers(ctx, 0, true)
-		if err != nil {
-			return nil, err
-		}
-		var out []metrics.ServerUsage
-		for _, sv := range svs {
-			if sv.State != store.Running || sv.Unit == "" {
-				continue
-			}
-			if u, err := r.Usage(ctx, sv.Unit); err == nil {
-				out = append(out, metrics.ServerUsage{User: sv.UserName, Server: sv.Name, MemoryBytes: u.MemoryBytes, CPUSeconds: u.CPU.Seconds()})
-			}
-		}
-		return out, nil
-	}
 }

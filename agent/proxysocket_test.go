@@ -17,11 +17,7 @@ import (
 // User code on the hub's host connects from loopback as nginx does, so only the unix socket,
 // which only the proxy's group may open, makes X-Forwarded-* headers believable by default.
 func TestForwardedHeadersAreBelievedOverTheProxySocketOnly(t *testing.T) {
-	dir, err := os.MkdirTemp("", "jhgo") // t.TempDir's path can be too long for a unix socket
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := socketDir(t)
 	sock := filepath.Join(dir, "run", "proxy.sock")
 	addr := freeAddr(t)
 	th := hubtest.New(t, func(c *config.Config) {
@@ -29,22 +25,9 @@ func TestForwardedHeadersAreBelievedOverTheProxySocketOnly(t *testing.T) {
 		c.Hub.ProxySocket = sock
 		c.Hub.ProxySocketGroup = "" // whichever nginx group exists here, or none
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	ready := make(chan struct{})
-	go func() { done <- th.Hub.Run(ctx, func() { close(ready) }) }()
-	select {
-	case <-ready:
-	case err := <-done:
-		t.Fatalf("hub did not start: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("hub did not start in 10 s")
-	}
+	stop := serve(t, th)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("hub stopped with %v", err)
-		}
+		stop()
 		if _, err := os.Lstat(sock); err == nil {
 			t.Error("the socket is left behind after a clean stop")
 		}
@@ -89,17 +72,13 @@ func TestForwardedHeadersAreBelievedOverTheProxySocketOnly(t *testing.T) {
 }
 
 func TestAFileInThePlaceOfTheProxySocketIsNeverRemoved(t *testing.T) {
-	dir, err := os.MkdirTemp("", "jhgo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := socketDir(t)
 	sock := filepath.Join(dir, "proxy.sock")
 	if err := os.WriteFile(sock, []byte("not a socket"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	th := hubtest.New(t, func(c *config.Config) { c.Hub.Listen = freeAddr(t); c.Hub.ProxySocket = sock })
-	err = th.Hub.Run(context.Background(), nil)
+	err := th.Hub.Run(context.Background(), nil)
 	if err == nil || !strings.Contains(err.Error(), "not a socket") {
 		t.Fatalf("Run = %v, want a refusal naming the file", err)
 	}
@@ -119,11 +98,7 @@ func freeAddr(t *testing.T) string {
 }
 
 func TestAProxySocketInUseIsNotTaken(t *testing.T) {
-	dir, err := os.MkdirTemp("", "jhgo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := socketDir(t)
 	sock := filepath.Join(dir, "proxy.sock")
 	other, err := net.Listen("unix", sock)
 	if err != nil {
@@ -137,11 +112,7 @@ func TestAProxySocketInUseIsNotTaken(t *testing.T) {
 }
 
 func TestAStaleProxySocketIsReplaced(t *testing.T) {
-	dir, err := os.MkdirTemp("", "jhgo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := socketDir(t)
 	sock := filepath.Join(dir, "proxy.sock")
 	// What a killed hub leaves: the socket file, with nobody listening.
 	ln, err := net.Listen("unix", sock)
@@ -151,6 +122,32 @@ func TestAStaleProxySocketIsReplaced(t *testing.T) {
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
 	th := hubtest.New(t, func(c *config.Config) { c.Hub.Listen = freeAddr(t); c.Hub.ProxySocket = sock })
+	stop := serve(t, th) // fails the test if the stale socket keeps the hub from starting
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Errorf("the hub does not answer on the replaced socket: %v", err)
+	} else {
+		c.Close()
+	}
+	stop()
+}
+
+// socketDir is a temporary directory short enough for a unix socket's path (t.TempDir's can
+// exceed the 108 bytes a socket address holds).
+func socketDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "jhgo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// serve runs th's hub as the daemon does (Hub.Run: reconcile, then listen) until the returned
+// stop is called, which reports an unclean end.
+func serve(t *testing.T, th *hubtest.Hub) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
@@ -158,14 +155,16 @@ func TestAStaleProxySocketIsReplaced(t *testing.T) {
 	select {
 	case <-ready:
 	case err := <-done:
-		t.Fatalf("the stale socket stopped the hub: %v", err)
+		cancel()
+		t.Fatalf("hub did not start: %v", err)
+	case <-time.After(10 * time.Second):
+		cancel()
+		t.Fatal("hub did not start in 10 s")
 	}
-	c, err := net.Dial("unix", sock)
-	if err != nil {
-		t.Errorf("the hub does not answer on the replaced socket: %v", err)
-	} else {
-		c.Close()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hub stopped with %v", err)
+		}
 	}
-	cancel()
-	<-done
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/cull"
+	"github.com/jupyterhub-go/jupyterhub-go/agent/metrics"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/cgroup"
@@ -131,6 +132,30 @@ type cgroupUsage struct {
 func (c cgroupUsage) Usage(ctx context.Context, unit string) (servers.Usage, error) {
 	st, err := c.r.Unit(c.slice, unit)
 	return servers.Usage{MemoryBytes: st.MemoryBytes, CPU: st.CPU}, err
+}
+
+// serverUsage is the metrics' per-server memory and CPU: each running server's unit, read from
+// its cgroup at the scrape. A server whose cgroup cannot be read (stopping just now) is left out.
+func serverUsage(st *store.Store, r servers.UsageReader) func(context.Context) ([]metrics.ServerUsage, error) {
+	if r == nil {
+		return nil
+	}
+	return func(ctx context.Context) ([]metrics.ServerUsage, error) {
+		svs, err := st.Servers(ctx, 0, true)
+		if err != nil {
+			return nil, err
+		}
+		var out []metrics.ServerUsage
+		for _, sv := range svs {
+			if sv.State != store.Running || sv.Unit == "" {
+				continue
+			}
+			if u, err := r.Usage(ctx, sv.Unit); err == nil {
+				out = append(out, metrics.ServerUsage{User: sv.UserName, Server: sv.Name, MemoryBytes: u.MemoryBytes, CPUSeconds: u.CPU.Seconds()})
+			}
+		}
+		return out, nil
+	}
 }
 
 // present drops the steps that are turned off (nil).
