@@ -18,9 +18,15 @@ printf '[Match]\nName=en*\n[Network]\nDHCP=ipv4\n' > "$R/etc/systemd/network/20-
 
 # Keep boot short and the ports free: tests start what they need (nfs-server, nginx).
 # Debian's own jupyterhub.service would take port 8000: never start it.
-for u in ssh.service ssh.socket systemd-networkd.service nfs-server.service nginx.service jupyterhub.service; do
+for u in ssh.service ssh.socket systemd-networkd.service nfs-server.service nginx.service jupyterhub.service \
+    slapd.service nslcd.service; do
   chroot "$R" systemctl disable "$u" >/dev/null 2>&1 || true
 done
+# Where the LDAP packages are in the image, LDAP stays off until the LDAP test turns it on the way
+# the README tells an admin to (nsswitch, pam-auth-update): every other test sees local accounts only.
+if [ -e "$R/usr/share/pam-configs/ldap" ]; then
+  chroot "$R" pam-auth-update --package --remove ldap >/dev/null 2>&1 || true
+fi
 chroot "$R" systemctl mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer \
   e2scrub_reap.service systemd-timesyncd.service >/dev/null 2>&1 || true
 

@@ -41,9 +41,12 @@ if [[ -z ${VMTEST_SUITE:-} && ${1:-} == demo && -n $host_glibc ]] && newer "$hos
   VMTEST_SUITE=trixie
 fi
 SUITE=${VMTEST_SUITE:-bookworm}
+# The LDAP login test (an account that exists only in slapd, reached through nslcd's NSS and PAM
+# modules) runs in the bookworm guest only, so only its image carries slapd.
 case $SUITE in
-  bookworm) NOTEBOOK=python3-notebook GUEST_GLIBC=2.36 ;;
-  trixie) NOTEBOOK=jupyterlab GUEST_GLIBC=2.41 ;;
+  bookworm) NOTEBOOK=python3-notebook GUEST_GLIBC=2.36
+            SUITE_PKGS=(slapd ldap-utils nslcd libnss-ldapd libpam-ldapd) ;;
+  trixie) NOTEBOOK=jupyterlab GUEST_GLIBC=2.41 SUITE_PKGS=() ;;
   *) echo "VMTEST_SUITE must be bookworm or trixie, not $SUITE" >&2; exit 2 ;;
 esac
 SMP=${VMTEST_SMP:-2}
@@ -64,6 +67,7 @@ PKGS=(
   jupyterhub "$NOTEBOOK" libpam-modules passwd nginx nfs-kernel-server nfs-common
   # tools for tests and debugging
   curl ca-certificates openssh-server python3-minimal
+  ${SUITE_PKGS[@]+"${SUITE_PKGS[@]}"}
 )
 IFS=, read -r -a _extra <<< "${VMTEST_EXTRA:-}"
 PKGLIST=$(printf '%s\n' "${PKGS[@]}" ${_extra[@]+"${_extra[@]}"} | sed '/^$/d' | sort -u | paste -sd,)
