@@ -173,93 +173,34 @@ func (s *envSpy) Start(ctx context.Context, job *servers.Job) error {
 func (*envSpy) Stop(ctx context.Context, sv store.Server) error { return nil }
 func (s *envSpy) get(k string) string                           { s.mu.Lock(); defer s.mu.Unlock(); return s.env[k] }
 
-// hub is one hub process: a store, the vault client and a core with the vault step before the
-// stand-in unit.
+// hub is one hub process: the vault client and a core with the vault step before the stand-in
+// unit (and a step that records the environment the unit would get).
 type hub struct {
-	t     *testing.T
-	st    *store.Store
-	v     *vault.Vault
-	core  *servers.Manager
-	units *hubtest.Units
-	env   *envSpy
+	*hubtest.Core
+	t   *testing.T
+	v   *vault.Vault
+	env *envSpy
 }
 
 func startHub(t *testing.T, dir string, units *hubtest.Units, opts vault.Options) *hub {
 	t.Helper()
-	ctx := context.Background()
-	st, err := store.Open(ctx, filepath.Join(dir, "hub.sqlite"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	v, err := vault.New(ctx, opts)
+	v, err := vault.New(context.Background(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { v.Close() })
 	env := &envSpy{}
-	core := servers.New(ctx, st, units, []servers.Step{v.Step(), env, units.Step()}, servers.Options{
-		UnitName: func(user, server string) string { return "jupyter-" + user + ".service" },
-		PortLow:  40000, PortHigh: 49000, StartTimeout: 20 * time.Second, StopTimeout: 10 * time.Second, Logger: opts.Logger,
+	core := hubtest.StartCore(t, hubtest.CoreOptions{
+		Dir: dir, Units: units, Logger: opts.Logger,
+		Steps: func(*store.Store) []servers.Step { return []servers.Step{v.Step(), env} },
 	})
-	if err := core.Reconcile(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &hub{t: t, st: st, v: v, core: core, units: units, env: env}
+	return &hub{Core: core, t: t, v: v, env: env}
 }
 
-func (h *hub) user(name string) store.User {
-	h.t.Helper()
-	ctx := context.Background()
-	u, err := h.st.GetUser(ctx, name)
-	if errors.Is(err, store.ErrNotFound) {
-		u, err = h.st.CreateUser(ctx, name, false)
-	}
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return u
-}
-
+// spawn starts the user's server and returns how it ended and every message it sent.
 func (h *hub) spawn(u store.User) (servers.Event, []string) {
 	h.t.Helper()
-	prog, err := h.core.Start(u, "", nil)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	select {
-	case <-prog.Finished():
-	case <-time.After(30 * time.Second):
-		h.t.Fatal("spawn did not finish")
-	}
-	events, _, _ := prog.Since(0)
-	var msgs []string
-	for _, ev := range events {
-		msgs = append(msgs, ev.Message)
-	}
-	return prog.Last(), msgs
-}
-
-func (h *hub) server(u store.User) store.Server {
-	h.t.Helper()
-	sv, err := h.st.Server(context.Background(), u.ID, "")
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	return sv
-}
-
-func (h *hub) stop(u store.User) {
-	h.t.Helper()
-	done, err := h.core.Stop(h.server(u))
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		h.t.Fatalf("%s's server did not stop", u.Name)
-	}
+	return hubtest.Finished(h.t, h.Spawn(u, ""))
 }
 
 func options(addr, tokenFile string, l *logs) vault.Options {
@@ -290,7 +231,7 @@ func TestAServersTokenReachesOnlyItsOwnersSecretsAndIsRevokedAtStop(t *testing.T
 	l := &logs{}
 	admin, file := v.adminToken(t, time.Hour, "")
 	h := startHub(t, t.TempDir(), hubtest.NewUnits(), options(v.addr, file, l))
-	alice := h.user("alice")
+	alice := h.User("alice")
 
 	ev, msgs := h.spawn(alice)
 	if !ev.Ready {
@@ -350,17 +291,17 @@ func TestAServersTokenReachesOnlyItsOwnersSecretsAndIsRevokedAtStop(t *testing.T
 	if ttl, _ := renewed.TokenTTL(); ttl != 30*time.Minute {
 		t.Errorf("renewed for %s, want 30m", ttl)
 	}
-	accessor := h.server(alice).StepState["vault"]
+	accessor := h.Server(alice).StepState["vault"]
 	if accessor == "" || accessor != self.Data["accessor"] {
 		t.Errorf("stored accessor %q, token's %v", accessor, self.Data["accessor"])
 	}
 
-	sv := h.server(alice)
-	h.stop(alice)
+	sv := h.Server(alice)
+	h.Stop(alice)
 	if !revoked(t, v, token) {
 		t.Error("the token still works after the server stopped")
 	}
-	if st := h.server(alice).StepState; len(st) != 0 {
+	if st := h.Server(alice).StepState; len(st) != 0 {
 		t.Errorf("the accessor is still stored: %v", st)
 	}
 	// Revoking again (a retried stop) is no error.
@@ -376,7 +317,7 @@ func TestAHubStartRevokesTheTokenOfAServerStoppedBehindItsBack(t *testing.T) {
 	admin, file := v.adminToken(t, time.Hour, "")
 	dir, units := t.TempDir(), hubtest.NewUnits()
 	h := startHub(t, dir, units, options(v.addr, file, l))
-	alice := h.user("alice")
+	alice := h.User("alice")
 	if ev, _ := h.spawn(alice); !ev.Ready {
 		t.Fatalf("spawn failed: %s", ev.Message)
 	}
@@ -397,10 +338,10 @@ func TestAHubStartRevokesTheTokenOfAServerStoppedBehindItsBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	for again.server(alice).State != store.Stopped && time.Now().Before(deadline) {
+	for again.Server(alice).State != store.Stopped && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 	}
-	if sv := again.server(alice); sv.State != store.Stopped || len(sv.StepState) != 0 {
+	if sv := again.Server(alice); sv.State != store.Stopped || len(sv.StepState) != 0 {
 		t.Errorf("after reconcile: state %s, step state %v", sv.State, sv.StepState)
 	}
 	l.mustNotHold(t, token, admin)
@@ -425,7 +366,7 @@ func TestTheAdminTokenIsRenewedBeforeItExpires(t *testing.T) {
 	if state, expires := h.v.State(); state != vault.StateOK || time.Until(expires) <= 0 {
 		t.Errorf("state %s, expires %s", state, expires)
 	}
-	if ev, _ := h.spawn(h.user("alice")); !ev.Ready {
+	if ev, _ := h.spawn(h.User("alice")); !ev.Ready {
 		t.Errorf("spawn with the renewed token: %s", ev.Message)
 	}
 	l.mustNotHold(t, admin)
@@ -464,7 +405,7 @@ func TestANewTokenInTheFileReplacesARevokedOneWithoutARestart(t *testing.T) {
 	if !strings.Contains(l.String(), "Vault refuses the hub's admin token") {
 		t.Errorf("no log line says the admin token is dead:\n%s", l.String())
 	}
-	alice := h.user("alice")
+	alice := h.User("alice")
 	if ev, _ := h.spawn(alice); !ev.Failed || !strings.Contains(ev.Message, "refused the hub's admin token") {
 		t.Errorf("spawn with a dead admin token: %s", ev.Message)
 	}
@@ -483,7 +424,7 @@ func TestARequiredVaultThatIsSealedOrDownFailsTheSpawnNamingVault(t *testing.T) 
 	_, file := v.adminToken(t, time.Hour, "")
 	units := hubtest.NewUnits()
 	h := startHub(t, t.TempDir(), units, options(v.addr, file, l))
-	alice := h.user("alice")
+	alice := h.User("alice")
 
 	if err := v.root.Sys().Seal(); err != nil {
 		t.Fatal(err)
@@ -506,10 +447,10 @@ func TestARequiredVaultThatIsSealedOrDownFailsTheSpawnNamingVault(t *testing.T) 
 
 func noUnitAndStopped(t *testing.T, h *hub, u store.User) {
 	t.Helper()
-	if running, _ := h.units.List(context.Background()); len(running) != 0 {
+	if running, _ := h.Units.List(context.Background()); len(running) != 0 {
 		t.Errorf("units left: %v", running)
 	}
-	if sv := h.server(u); sv.State != store.Stopped || len(sv.StepState) != 0 {
+	if sv := h.Server(u); sv.State != store.Stopped || len(sv.StepState) != 0 {
 		t.Errorf("after the failed spawn: state %s, step state %v", sv.State, sv.StepState)
 	}
 	if h.env.get("NOTEBOOK_VAULT_TOKEN") != "" {
@@ -527,7 +468,7 @@ func TestAnOptionalVaultThatIsDownLetsTheServerStartWithoutAToken(t *testing.T) 
 	if err := v.root.Sys().Seal(); err != nil {
 		t.Fatal(err)
 	}
-	alice := h.user("alice")
+	alice := h.User("alice")
 	ev, msgs := h.spawn(alice)
 	if !ev.Ready {
 		t.Fatalf("spawn failed: %s", ev.Message)
@@ -538,8 +479,8 @@ func TestAnOptionalVaultThatIsDownLetsTheServerStartWithoutAToken(t *testing.T) 
 	if h.env.get("NOTEBOOK_VAULT_TOKEN") != "" {
 		t.Error("the server got a NOTEBOOK_VAULT_TOKEN")
 	}
-	h.stop(alice)
-	if sv := h.server(alice); sv.State != store.Stopped {
+	h.Stop(alice)
+	if sv := h.Server(alice); sv.State != store.Stopped {
 		t.Errorf("stop: %s", sv.State)
 	}
 }

@@ -1,7 +1,6 @@
 package oauth_test
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/config"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/hubtest"
-	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 )
 
 // A named server has an OAuth client of its own, jupyterhub-user-<name>-<server>, whose redirect
@@ -19,22 +17,16 @@ func TestANamedServersOAuthClientIsItsOwn(t *testing.T) {
 	th := hubtest.New(t, func(c *config.Config) { c.Hub.AllowNamedServers = true })
 	th.User("alice", false)
 	th.User("bob", false)
-	ctx := context.Background()
-	u, _ := th.Store().GetUser(ctx, "alice")
-	sv, _ := th.Store().Server(ctx, u.ID, "gpu")
-	job := servers.NewJob(u, sv)
-	if err := (servers.Credentials{Store: th.Store()}).Start(ctx, job); err != nil {
-		t.Fatal(err)
-	}
-	if job.Env["JUPYTERHUB_CLIENT_ID"] != "jupyterhub-user-alice-gpu" || job.Env["JUPYTERHUB_OAUTH_CALLBACK_URL"] != "/user/alice/gpu/oauth_callback" ||
-		job.Env["JUPYTERHUB_SERVICE_PREFIX"] != "/user/alice/gpu/" || job.Env["JUPYTERHUB_SERVER_NAME"] != "gpu" {
-		t.Fatalf("named server's environment: %v", job.Env)
+	env := serverEnv(t, th, "alice", "gpu")
+	if env["JUPYTERHUB_CLIENT_ID"] != "jupyterhub-user-alice-gpu" || env["JUPYTERHUB_OAUTH_CALLBACK_URL"] != "/user/alice/gpu/oauth_callback" ||
+		env["JUPYTERHUB_SERVICE_PREFIX"] != "/user/alice/gpu/" || env["JUPYTERHUB_SERVER_NAME"] != "gpu" {
+		t.Fatalf("named server's environment: %v", env)
 	}
 	authorize := func(c *http.Cookie, redirect string) *http.Response {
 		q := url.Values{"client_id": {"jupyterhub-user-alice-gpu"}, "redirect_uri": {redirect}, "response_type": {"code"}}
 		req, _ := http.NewRequest("GET", th.URL+"/hub/api/oauth2/authorize?"+q.Encode(), nil)
 		req.AddCookie(c)
-		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		resp, err := noRedirects().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,7 +44,7 @@ func TestANamedServersOAuthClientIsItsOwn(t *testing.T) {
 	if resp.StatusCode != 302 || loc.Path != "/user/alice/gpu/oauth_callback" {
 		t.Fatalf("alice authorizing for her gpu server = %d → %s", resp.StatusCode, loc)
 	}
-	form := url.Values{"client_id": {"jupyterhub-user-alice-gpu"}, "client_secret": {job.Env["JUPYTERHUB_API_TOKEN"]},
+	form := url.Values{"client_id": {"jupyterhub-user-alice-gpu"}, "client_secret": {env["JUPYTERHUB_API_TOKEN"]},
 		"grant_type": {"authorization_code"}, "code": {loc.Query().Get("code")}, "redirect_uri": {"/user/alice/gpu/oauth_callback"}}
 	tr, err := http.PostForm(th.URL+"/hub/api/oauth2/token", form)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/hubtest"
-	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 )
 
 // The OAuth provider driven as jupyterhub-singleuser drives it, against a whole hub (agent/hubtest).
@@ -21,14 +20,7 @@ func TestOAuthHandshakeAsSingleUserServerDoesIt(t *testing.T) {
 	th.User("alice", false)
 	th.User("bob", false)
 	ctx := context.Background()
-	u, _ := th.Store().GetUser(ctx, "alice")
-	sv, _ := th.Store().Server(ctx, u.ID, "")
-	// What the spawn pipeline's first step gives a single-user server: its token and OAuth client.
-	job := servers.NewJob(u, sv)
-	if err := (servers.Credentials{Store: th.Store()}).Start(ctx, job); err != nil {
-		t.Fatal(err)
-	}
-	serverToken := job.Env["JUPYTERHUB_API_TOKEN"]
+	serverToken := serverEnv(t, th, "alice", "")["JUPYTERHUB_API_TOKEN"]
 
 	authorize := "/hub/api/oauth2/authorize?client_id=jupyterhub-user-alice&redirect_uri=%2Fuser%2Falice%2Foauth_callback&response_type=code&state=xyz"
 	get := func(c *http.Cookie) *http.Response {
@@ -36,7 +28,7 @@ func TestOAuthHandshakeAsSingleUserServerDoesIt(t *testing.T) {
 		if c != nil {
 			req.AddCookie(c)
 		}
-		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		resp, err := noRedirects().Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,14 +92,7 @@ func TestOAuthHandshakeAsSingleUserServerDoesIt(t *testing.T) {
 func TestPKCEIsChecked(t *testing.T) {
 	th := hubtest.New(t)
 	th.User("alice", false)
-	ctx := context.Background()
-	u, _ := th.Store().GetUser(ctx, "alice")
-	sv, _ := th.Store().Server(ctx, u.ID, "")
-	job := servers.NewJob(u, sv)
-	if err := (servers.Credentials{Store: th.Store()}).Start(ctx, job); err != nil {
-		t.Fatal(err)
-	}
-	secret := job.Env["JUPYTERHUB_API_TOKEN"]
+	secret := serverEnv(t, th, "alice", "")["JUPYTERHUB_API_TOKEN"]
 	verifier := "a-verifier-of-at-least-forty-three-characters-long-xx"
 	sum := sha256.Sum256([]byte(verifier))
 	challenge := base64.RawURLEncoding.EncodeToString(sum[:])
