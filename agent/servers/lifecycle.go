@@ -108,18 +108,23 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 		m.opts.Observer.SpawnFinished(SpawnFailure, time.Since(start))
 		prog.Emit(ev)
 	}
+	// Each step's time is logged at debug level: where a slow spawn's time went, step by step.
 	for i, step := range m.steps {
 		job.step = step.Name()
+		began := time.Now()
 		if err := step.Start(ctx, job); err != nil {
 			failed(i, step.Name(), err)
 			return
 		}
+		m.log.Debug("spawn step done", "user", u.Name, "server", sv.Name, "step", step.Name(), "ms", msSince(began))
 		m.afterStep(step.Name(), "start")
 	}
+	began := time.Now()
 	if err := m.waitUp(ctx, sv); err != nil {
 		failed(len(m.steps)-1, "ready", err)
 		return
 	}
+	m.log.Debug("spawn step done", "user", u.Name, "server", sv.Name, "step", "ready", "ms", msSince(began))
 	m.afterStep("ready", "start")
 	m.mu.Lock()
 	if m.stops[sv.ID] != nil {
@@ -146,6 +151,9 @@ func (m *Manager) spawn(ctx context.Context, cancel context.CancelCauseFunc, clo
 	m.log.Info("server ready", "user", u.Name, "server", sv.Name, "unit", sv.Unit, "port", sv.Port, "seconds", time.Since(start).Seconds())
 	prog.Emit(m.ReadyEvent(sv))
 }
+
+// msSince is the milliseconds since t, to a tenth: the unit of the spawn's step timings.
+func msSince(t time.Time) float64 { return float64(time.Since(t).Microseconds()/100) / 10 }
 
 // ReadyEvent is the last event of a successful spawn.
 func (m *Manager) ReadyEvent(sv store.Server) Event {
