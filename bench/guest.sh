@@ -74,18 +74,25 @@ T
 start-go) start_go ;;
 set-cmd) # go|py backend|singleuser
   case $3 in backend) set_cmd "$2" /bench/backend ;; singleuser) set_cmd "$2" "$SINGLEUSER" ;; esac ;;
-own-singleuser) # PORT: jupyterhub-singleuser as alice on its own, without a hub spawning it,
-  # with the environment a hub gives it (a token no hub knows: it asks nothing at start-up).
-  # The first line out is the wall clock in ns just before exec, for the caller to time it.
+own-singleuser) # start|t0|stop PORT: jupyterhub-singleuser as alice on its own, without a hub
+  # spawning it, with the environment a hub gives it (a token no hub knows: it asks nothing at
+  # start-up). The guest's systemd runs it, as the hubs' servers run there (entered with nsenter
+  # alone it would stay in the host's cgroup and get CPU as the host's processes do); its clock
+  # starts at exec, written down by the unit itself, so the unit's own start is not counted.
+  case $2 in
+  start) systemd-run -q --unit="own-singleuser-$3" -p StandardOutput=journal /bench/guest.sh own-singleuser-exec "$3" ;;
+  t0) cat "/run/own-singleuser-$3.t0" ;;
+  stop) systemctl stop "own-singleuser-$3" 2>/dev/null || true; rm -f "/run/own-singleuser-$3.t0" ;;
+  esac ;;
+own-singleuser-exec) # PORT: the unit's command. setpriv, as a spawner's setuid, opens no PAM session.
   cd /home/alice
-  echo "$(date +%s%N)"
-  exec runuser -u alice -- env -i HOME=/home/alice USER=alice SHELL=/bin/bash PATH=/usr/bin:/bin \
+  date +%s%N > "/run/own-singleuser-$2.t0"
+  exec setpriv --reuid=alice --regid=alice --init-groups env -i HOME=/home/alice USER=alice SHELL=/bin/bash PATH=/usr/bin:/bin \
     JUPYTERHUB_API_TOKEN=bench-own-start JUPYTERHUB_API_URL="http://$GO/hub/api" \
     JUPYTERHUB_CLIENT_ID=jupyterhub-user-alice JUPYTERHUB_USER=alice JUPYTERHUB_SERVER_NAME= \
     JUPYTERHUB_BASE_URL=/ JUPYTERHUB_SERVICE_PREFIX=/user/alice/ \
     JUPYTERHUB_SERVICE_URL="http://127.0.0.1:$2/user/alice/" \
     JUPYTERHUB_OAUTH_CALLBACK_URL=/user/alice/oauth_callback "$SINGLEUSER" ;;
-start-py) start_py ;;
 fill-go) # N TOKEN: create users in pages of 1,000 until the hub has N
   n=$2 tok=$3 i=0
   while ((i < n)); do

@@ -16,7 +16,7 @@
 # BENCH_GUEST=0 runs only them; BENCH_GO_LOG_LEVEL (warn) is jupyterhub-go's log level, and
 # BENCH_JOURNAL=FILE keeps the guest's journal there (both for finding where a figure's time goes).
 # Internal: run.sh hook pids|stop|start|fill go|py [N], set-cmd go|py backend|singleuser and
-# own-singleuser PORT are how hubbench reaches the guest.
+# own-singleuser start|t0|stop PORT are how hubbench reaches the guest.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -35,7 +35,7 @@ hook() {
     "fill go") "${ns[@]}" /bench/guest.sh fill-go "$3" "$(cat "$W/go-token")" ;;
     "fill py") "${ns[@]}" /bench/guest.sh fill-py "$3" ;;
     "set-cmd go"|"set-cmd py") "${ns[@]}" /bench/guest.sh set-cmd "$2" "$3" ;;
-    "own-singleuser "*) exec "${ns[@]}" /bench/guest.sh own-singleuser "$2" ;;
+    "own-singleuser "*) "${ns[@]}" /bench/guest.sh own-singleuser "$2" "$3" ;;
     *) echo "run.sh hook: unknown $*" >&2; return 2 ;;
   esac
 }

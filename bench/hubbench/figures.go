@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -403,8 +401,8 @@ func (b *bench) spawnMany(ctx context.Context) error {
 
 // ownSingleuser is how long jupyterhub-singleuser takes on its own in the guest (the hook
 // starts it as alice with a hub's environment), from exec to answering HTTP as the hubs check
-// it: the part of a real spawn no hub can save. The clock starts at the time the hook prints
-// just before exec, so entering the guest is not counted.
+// it: the part of a real spawn no hub can save. The clock starts at the time its unit wrote down
+// just before exec, so entering the guest and starting the unit are not counted.
 func (b *bench) ownSingleuser(ctx context.Context) (time.Duration, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -412,45 +410,35 @@ func (b *bench) ownSingleuser(ctx context.Context) (time.Duration, error) {
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", b.goHub.hook+" own-singleuser "+port)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the server is a grandchild: stop the group
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	hook := b.goHub.hook
+	if _, err := runHook(ctx, hook, "own-singleuser", "start", port); err != nil {
 		return 0, err
 	}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start the singleuser server on its own: %w", err)
-	}
-	defer func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	}()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	ns, perr := strconv.ParseInt(strings.TrimSpace(line), 10, 64)
-	if err != nil || perr != nil {
-		return 0, fmt.Errorf("the singleuser hook printed %q, not its start time: %v", line, errors.Join(err, perr))
-	}
-	t0 := time.Unix(0, ns)
+	defer runHook(context.WithoutCancel(ctx), hook, "own-singleuser", "stop", port)
 	probe := &http.Client{
 		Timeout:       5 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	u := "http://127.0.0.1:" + port + "/user/alice/"
-	for time.Since(t0) < 60*time.Second {
-		if resp, err := probe.Get(u); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return time.Since(t0), nil
-			}
+	for began := time.Now(); time.Since(began) < 60*time.Second; time.Sleep(time.Millisecond) {
+		resp, err := probe.Get(u)
+		if err != nil {
+			continue
 		}
-		time.Sleep(time.Millisecond)
+		resp.Body.Close()
+		if resp.StatusCode >= 500 {
+			continue
+		}
+		up := time.Now()
+		out, err := runHook(ctx, hook, "own-singleuser", "t0", port)
+		if err != nil {
+			return 0, err
+		}
+		ns, err := strconv.ParseInt(out, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("the singleuser hook wrote %q, not its start time", out)
+		}
+		return up.Sub(time.Unix(0, ns)), nil
 	}
 	return 0, fmt.Errorf("the singleuser server did not answer at %s within 60s", u)
 }
