@@ -464,7 +464,9 @@ func (b *bench) spawnSingleuser(ctx context.Context) (err error) {
 			err = errors.Join(err, berr)
 		}
 	}()
-	med, err := interleave(b.reps, []string{"go", "py", "own"}, func(t string) ([]float64, error) {
+	// A Python server's start spreads over a second and more on a busy machine, ten times the
+	// overhead looked for: at least five runs each, so that the medians are worth comparing.
+	med, err := interleave(max(b.reps, 5), []string{"go", "py", "own"}, func(t string) ([]float64, error) {
 		if t == "own" {
 			d, err := b.ownSingleuser(ctx)
 			return []float64{ms(d)}, err
