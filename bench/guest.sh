@@ -14,6 +14,17 @@ start_go() {
 start_py() {
   systemd-run -q --unit=pyhub -p WorkingDirectory=/var/lib/pyhub /usr/bin/jupyterhub -f /etc/pyhub_config.py
 }
+# The command both hubs spawn: bench/backend for every figure but the singleuser spawn, which
+# switches both to /usr/bin/jupyterhub-singleuser (set-cmd) and back.
+SINGLEUSER=/usr/bin/jupyterhub-singleuser
+set_cmd() { # go|py PATH: that hub spawns PATH from now on (restarted: both read it at start only)
+  case $1 in
+  go) sed -i "s|^cmd = .*|cmd = [\"$2\"]|" /etc/gohub.toml
+      systemctl stop gohub; start_go; wait_http "http://$GO/hub/api/" gohub ;;
+  py) sed -i "s|^c.Spawner.cmd = .*|c.Spawner.cmd = [\"$2\"]|" /etc/pyhub_config.py
+      systemctl stop pyhub; start_py; wait_http "http://$PY/hub/api/" pyhub ;;
+  esac
+}
 case $1 in
 setup)
   gotok=$2 pytok=$3
@@ -26,7 +37,7 @@ setup)
 [hub]
 listen = "$GO"
 data_dir = "/var/lib/gohub"
-log_level = "warn"
+log_level = "${BENCH_GO_LOG_LEVEL:-warn}"
 api_page_default_limit = 50
 api_page_max_limit = 1000
 [spawner]
@@ -61,7 +72,27 @@ T
   done
   ;;
 start-go) start_go ;;
-start-py) start_py ;;
+set-cmd) # go|py backend|singleuser
+  case $3 in backend) set_cmd "$2" /bench/backend ;; singleuser) set_cmd "$2" "$SINGLEUSER" ;; esac ;;
+own-singleuser) # start|t0|stop PORT: jupyterhub-singleuser as alice on its own, without a hub
+  # spawning it, with the environment a hub gives it (a token no hub knows: it asks nothing at
+  # start-up). The guest's systemd runs it, as the hubs' servers run there (entered with nsenter
+  # alone it would stay in the host's cgroup and get CPU as the host's processes do); its clock
+  # starts at exec, written down by the unit itself, so the unit's own start is not counted.
+  case $2 in
+  start) systemd-run -q --unit="own-singleuser-$3" -p StandardOutput=journal /bench/guest.sh own-singleuser-exec "$3" ;;
+  t0) cat "/run/own-singleuser-$3.t0" ;;
+  stop) systemctl stop "own-singleuser-$3" 2>/dev/null || true; rm -f "/run/own-singleuser-$3.t0" ;;
+  esac ;;
+own-singleuser-exec) # PORT: the unit's command. setpriv, as a spawner's setuid, opens no PAM session.
+  cd /home/alice
+  date +%s%N > "/run/own-singleuser-$2.t0"
+  exec setpriv --reuid=alice --regid=alice --init-groups env -i HOME=/home/alice USER=alice SHELL=/bin/bash PATH=/usr/bin:/bin \
+    JUPYTERHUB_API_TOKEN=bench-own-start JUPYTERHUB_API_URL="http://$GO/hub/api" \
+    JUPYTERHUB_CLIENT_ID=jupyterhub-user-alice JUPYTERHUB_USER=alice JUPYTERHUB_SERVER_NAME= \
+    JUPYTERHUB_BASE_URL=/ JUPYTERHUB_SERVICE_PREFIX=/user/alice/ \
+    JUPYTERHUB_SERVICE_URL="http://127.0.0.1:$2/user/alice/" \
+    JUPYTERHUB_OAUTH_CALLBACK_URL=/user/alice/oauth_callback "$SINGLEUSER" ;;
 fill-go) # N TOKEN: create users in pages of 1,000 until the hub has N
   n=$2 tok=$3 i=0
   while ((i < n)); do

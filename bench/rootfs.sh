@@ -1,13 +1,14 @@
 #!/bin/bash
 # rootfs.sh - print the path of a Debian trixie rootfs holding systemd, dbus, Python JupyterHub
-# 5.2.1 and Debian's configurable-http-proxy, building it first if it is not cached.
+# 5.2.1, Debian's configurable-http-proxy and jupyter_server (what jupyterhub-singleuser runs on:
+# Debian's jupyterhub only recommends it), building it first if it is not cached.
 # The cache key is this file's content, so editing the package list rebuilds it; the tree is
 # kept read-only below ~/.cache/jupyterhub-go-bench and booted with --volatile=overlay, so a run
 # leaves nothing behind in it.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 D=${BENCH_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/jupyterhub-go-bench}
-PKGS=systemd-sysv,dbus,jupyterhub,node-configurable-http-proxy,procps,iproute2,passwd,curl,ca-certificates
+PKGS=systemd-sysv,dbus,jupyterhub,node-configurable-http-proxy,python3-jupyter-server,procps,iproute2,passwd,curl,ca-certificates
 KEY=$(cat "$HERE/rootfs.sh" | sha256sum | cut -c1-16)
 ROOT=$D/rootfs-$KEY
 log() { printf '[bench %s] %s\n' "$(date +%T)" "$*" >&2; }

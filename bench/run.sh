@@ -6,14 +6,17 @@
 #
 # Equal settings: the same users (alice spawns; 1,000 more are created), the same page limits
 # (default 50, max 1000), log level warn, and the same spawned command, bench/backend (HTTP and
-# WebSocket echo at JUPYTERHUB_SERVICE_URL). JupyterHub uses its LocalProcessSpawner and an API
+# WebSocket echo at JUPYTERHUB_SERVICE_URL), or for the singleuser spawn figure Debian's
+# jupyterhub-singleuser on jupyter_server (no JupyterLab). JupyterHub uses its LocalProcessSpawner and an API
 # token of a service with the admin role; jupyterhub-go the same through [[service]].
 #
 # Needs root, mmdebstrap and systemd-container (installed with apt if missing); the guest rootfs
 # is built once and cached (bench/rootfs.sh). Env: BENCH_DURATION (5s per load run), BENCH_REPS
 # (3), BENCH_ONLY (figure groups, comma-separated), BENCH_GO_BENCH=0 skips the Go benchmarks,
-# BENCH_GUEST=0 runs only them.
-# Internal: run.sh hook pids|stop|start|fill go|py [N] is how hubbench reaches the guest.
+# BENCH_GUEST=0 runs only them; BENCH_GO_LOG_LEVEL (warn) is jupyterhub-go's log level, and
+# BENCH_JOURNAL=FILE keeps the guest's journal there (both for finding where a figure's time goes).
+# Internal: run.sh hook pids|stop|start|fill go|py [N], set-cmd go|py backend|singleuser and
+# own-singleuser start|t0|stop PORT are how hubbench reaches the guest.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/.." && pwd)
@@ -31,6 +34,8 @@ hook() {
     "start py") "${ns[@]}" /bench/guest.sh start-py ;;
     "fill go") "${ns[@]}" /bench/guest.sh fill-go "$3" "$(cat "$W/go-token")" ;;
     "fill py") "${ns[@]}" /bench/guest.sh fill-py "$3" ;;
+    "set-cmd go"|"set-cmd py") "${ns[@]}" /bench/guest.sh set-cmd "$2" "$3" ;;
+    "own-singleuser "*) "${ns[@]}" /bench/guest.sh own-singleuser "$2" "$3" ;;
     *) echo "run.sh hook: unknown $*" >&2; return 2 ;;
   esac
 }
@@ -62,6 +67,9 @@ NSPID='' DIRECT=''
 cleanup() {
   [[ -n $DIRECT ]] && kill "$DIRECT" 2>/dev/null || true
   if [[ -n $NSPID ]]; then
+    if [[ -n ${BENCH_JOURNAL:-} && -f $W/init ]]; then
+      nsenter -t "$(cat "$W/init")" -a journalctl -o short-precise --no-pager > "$BENCH_JOURNAL" 2>&1 || true
+    fi
     [[ -f $W/init ]] && nsenter -t "$(cat "$W/init")" -a systemctl poweroff --no-block >/dev/null 2>&1 || true
     timeout 30 tail --pid="$NSPID" -f /dev/null || kill "$NSPID" 2>/dev/null || true
   fi

@@ -241,11 +241,13 @@ func main() {
 	b.log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx := context.Background()
 
+	// spawn-singleuser comes before spawn: it restarts both hubs, and JupyterHub stops its
+	// servers when it stops, so the backend spawn must come after it.
 	groups := []struct {
 		name string
 		f    func(context.Context) error
 	}{
-		{"rss-idle", b.rssIdle}, {"spawn", b.spawn}, {"spawn20", b.spawnMany}, {"create", b.create}, {"list", b.list},
+		{"rss-idle", b.rssIdle}, {"spawn-singleuser", b.spawnSingleuser}, {"spawn", b.spawn}, {"spawn20", b.spawnMany}, {"create", b.create}, {"list", b.list},
 		{"get", b.getUser}, {"rss-loaded", b.rssLoaded}, {"router", b.router}, {"ws", b.ws},
 		{"startup", b.startup},
 	}
