@@ -111,14 +111,19 @@ func (s step) Stop(ctx context.Context, sv store.Server) error {
 func (v *Vault) mint(ctx context.Context, sv store.Server) (token, accessor string, err error) {
 	for try := 0; ; try++ {
 		token, accessor, err = v.mintOnce(ctx, sv)
-		if err == nil || !refused(err) || try > 0 {
+		if err == nil {
+			return token, accessor, nil
+		}
+		if !refused(err) || try > 0 {
 			break
 		}
 		if _, ok := v.reload(ctx); !ok {
-			v.checkNow() // the gauge and the log say so
 			break
 		}
 	}
+	// A Vault that is down, sealed or refusing the hub is then said by the admin token's gauge
+	// and the log at once, not at the next renewal minutes away.
+	v.checkNow()
 	return token, accessor, err
 }
 
