@@ -171,7 +171,7 @@ func (s *Store) UpdateUser(ctx context.Context, name string, p UserPatch) (User,
 	if p.Groups != nil {
 		u.Groups = *p.Groups
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ?, admin = ?, groups = ? WHERE id = ?`,
 			u.Name, u.Admin, toJSON(u.Groups), u.ID); err != nil {
 			return fmt.Errorf("update user %s: %w", name, err)
