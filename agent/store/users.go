@@ -69,6 +69,27 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 	return u, nil
 }
 
+// UsersByID finds many users by id in one statement; ids that match no one have no entry.
+func (s *Store) UsersByID(ctx context.Context, ids []int64) (map[int64]User, error) {
+	out := make(map[int64]User, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE id IN (SELECT value FROM json_each(?))`, toJSON(ids))
+	if err != nil {
+		return nil, fmt.Errorf("users by id: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("users by id: %w", err)
+		}
+		out[u.ID] = u
+	}
+	return out, rows.Err()
+}
+
 // UserQuery selects a page of users.
 type UserQuery struct {
 	Offset, Limit int
@@ -202,6 +223,30 @@ func (s *Store) AuthState(ctx context.Context, userID int64) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return b, err
+}
+
+// AuthStates is AuthState for a page of users at once, by user id, in one statement; users
+// without auth state have no entry.
+func (s *Store) AuthStates(ctx context.Context, userIDs []int64) (map[int64][]byte, error) {
+	out := map[int64][]byte{}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, auth_state FROM users
+		WHERE id IN (SELECT value FROM json_each(?)) AND auth_state IS NOT NULL`, toJSON(userIDs))
+	if err != nil {
+		return nil, fmt.Errorf("read auth state of %d users: %w", len(userIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, fmt.Errorf("read auth state of %d users: %w", len(userIDs), err)
+		}
+		out[id] = b
+	}
+	return out, rows.Err()
 }
 
 // SetAuthState stores a user's sealed identity-provider tokens; nil clears them.
