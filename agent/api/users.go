@@ -51,7 +51,9 @@ func (a *API) userModels(ctx context.Context, users []store.User, set scopes.Set
 // buildUserModel is one user's model from what userModels read.
 func (a *API) buildUserModel(ctx context.Context, u store.User, set scopes.Set, servers []store.Server, authState any) map[string]any {
 	t := scopes.Target{User: u.Name, Groups: u.Groups}
-	m := map[string]any{"kind": "user", "name": u.Name}
+	// Sized for a full model's fields at once rather than grown field by field.
+	m := make(map[string]any, 16)
+	m["kind"], m["name"] = "user", u.Name
 	roles := a.gate.UserRoles(u)
 	var def *store.Server
 	for i := range servers {

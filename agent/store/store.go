@@ -277,6 +277,9 @@ func toJSON(v any) string {
 }
 
 func fromJSONList(s string) []string {
+	if s == "[]" { // most users' groups: no decoder needed
+		return []string{}
+	}
 	var out []string
 	if err := json.Unmarshal([]byte(s), &out); err != nil || out == nil {
 		return []string{}
