@@ -57,16 +57,20 @@ func inherits(s string) bool {
 	return name == "inherit" || name == "all"
 }
 
-// cacheKey is the owner and the sorted, deduplicated list: the same scopes in another order are
-// the same expansion. Each part is length-prefixed, so no scope text (a filter value can hold
-// any byte) makes two lists one key.
+// cacheKey is the owner and the list, in its order: callers build a user's list in a fixed
+// order, so sorting would only merge the rare token whose scopes were given in another order,
+// at a cost on every request. Each part is length-prefixed, so no scope text (a filter value
+// can hold any byte) makes two lists one key.
 func cacheKey(raw []string, owner string) string {
-	sorted := slices.Compact(slices.Sorted(slices.Values(raw)))
-	var b strings.Builder
-	for _, s := range append([]string{owner}, sorted...) {
-		b.WriteString(strconv.Itoa(len(s)))
-		b.WriteByte(':')
-		b.WriteString(s)
+	n := len(owner) + 4
+	for _, s := range raw {
+		n += len(s) + 4
 	}
-	return b.String()
+	b := make([]byte, 0, n)
+	for _, s := range append([]string{owner}, raw...) {
+		b = strconv.AppendInt(b, int64(len(s)), 10)
+		b = append(b, ':')
+		b = append(b, s...)
+	}
+	return string(b)
 }
