@@ -216,11 +216,7 @@ func (g *Gate) fromCookie(r *http.Request, refresh bool) (*Caller, error) {
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	sess, err := g.store.LookupSession(r.Context(), secret)
-	if err != nil {
-		return nil, err
-	}
-	u, err := g.store.UserByID(r.Context(), sess.UserID)
+	sess, u, err := g.store.LookupSessionOwner(r.Context(), secret)
 	if err != nil {
 		return nil, err
 	}

@@ -96,16 +96,15 @@ func (s *Store) LookupToken(ctx context.Context, secret string) (Token, error) {
 // authenticating every API request needs.
 func (s *Store) LookupTokenOwner(ctx context.Context, secret string) (Token, User, error) {
 	var t Token
-	var u User
-	var scopes, groups string
-	var created, last, expires, session, client, uCreated, uLast sql.NullString
+	var owner userFields
+	var scopes string
+	var created, last, expires, session, client sql.NullString
 	var server sql.NullInt64
+	dest := append([]any{&t.ID, &t.Prefix, &t.UserID, &t.Kind, &scopes, &t.Note, &created, &last, &expires, &session, &client, &server},
+		owner.dest()...)
 	err := s.db.QueryRowContext(ctx, `SELECT tokens.id, tokens.prefix, tokens.user_id, tokens.kind, tokens.scopes, tokens.note,
-		tokens.created, tokens.last_activity, tokens.expires_at, tokens.session_id, tokens.oauth_client, tokens.server_id,
-		users.id, users.name, users.admin, users.groups, users.created, users.last_activity
-		FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?`, Hash(secret)).Scan(
-		&t.ID, &t.Prefix, &t.UserID, &t.Kind, &scopes, &t.Note, &created, &last, &expires, &session, &client, &server,
-		&u.ID, &u.Name, &u.Admin, &groups, &uCreated, &uLast)
+		tokens.created, tokens.last_activity, tokens.expires_at, tokens.session_id, tokens.oauth_client, tokens.server_id, `+joinedUserCols+`
+		FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?`, Hash(secret)).Scan(dest...)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Token{}, User{}, ErrNotFound
 	}
@@ -115,12 +114,11 @@ func (s *Store) LookupTokenOwner(ctx context.Context, secret string) (Token, Use
 	t.Scopes = fromJSONList(scopes)
 	t.Created, t.LastActivity, t.ExpiresAt = parseTime(created), parseTime(last), parseTime(expires)
 	t.SessionID, t.OAuthClient, t.ServerID = session.String, client.String, server.Int64
-	u.Groups, u.Created, u.LastActivity = fromJSONList(groups), parseTime(uCreated), parseTime(uLast)
 	if !t.ExpiresAt.IsZero() && now().After(t.ExpiresAt) {
 		s.db.ExecContext(ctx, `DELETE FROM tokens WHERE id = ?`, t.ID)
 		return Token{}, User{}, ErrNotFound
 	}
-	return t, u, nil
+	return t, owner.user(), nil
 }
 
 // TouchToken records that a token was used. Callers throttle it.

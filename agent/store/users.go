@@ -38,6 +38,26 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	return u, nil
 }
 
+// joinedUserCols are userCols in a join with the users table.
+const joinedUserCols = `users.id, users.name, users.admin, users.groups, users.created, users.last_activity`
+
+// userFields receives a user's columns (joinedUserCols) as part of a wider row.
+type userFields struct {
+	u             User
+	groups        string
+	created, last sql.NullString
+}
+
+func (f *userFields) dest() []any {
+	return []any{&f.u.ID, &f.u.Name, &f.u.Admin, &f.groups, &f.created, &f.last}
+}
+
+func (f *userFields) user() User {
+	u := f.u
+	u.Groups, u.Created, u.LastActivity = fromJSONList(f.groups), parseTime(f.created), parseTime(f.last)
+	return u
+}
+
 // CreateUser adds a user; ErrExists if the name is taken.
 func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, error) {
 	res, err := s.db.ExecContext(ctx, `INSERT INTO users (name, admin, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
