@@ -160,9 +160,14 @@ func (g *Gate) FromRequest(r *http.Request) (*Caller, error) {
 // server, whose activity reports would otherwise keep the provider's session alive for as long
 // as it runs, and it must keep working for a server left running (auth.oidc.on_lost_access).
 func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
+	// A service's token is in memory (from the configuration): no statement for it. Tokens
+	// are random secrets, so a user's token and a service's are never the same one.
+	if c, err := g.fromServiceToken(ctx, secret); err == nil {
+		return c, nil
+	}
 	tok, u, err := g.store.LookupTokenOwner(ctx, secret)
 	if errors.Is(err, store.ErrNotFound) {
-		return g.fromServiceToken(ctx, secret)
+		return nil, store.ErrNotFound
 	}
 	if err != nil {
 		return nil, err
