@@ -81,7 +81,20 @@ func (g *Gate) KeepRemoteLogin(ctx context.Context, u store.User, state []byte) 
 	return nil
 }
 
-// AuthStates is the provider tokens of a page of users, for callers with admin:auth_state, read
+// AuthState is the user's provider tokens for callers with admin:auth_state, or nil.
+func (g *Gate) AuthState(ctx context.Context, u store.User) any {
+	sealed, err := g.store.AuthState(ctx, u.ID)
+	if err != nil || sealed == nil {
+		return nil
+	}
+	state, err := g.sealer.open(sealed)
+	if err != nil {
+		return nil
+	}
+	return json.RawMessage(state)
+}
+
+// AuthStates is AuthState for a page of users of a page of users, for callers with admin:auth_state, read
 // in one statement, by user id; users with none (or whose tokens no longer open) have no entry.
 func (g *Gate) AuthStates(ctx context.Context, users []store.User) map[int64]any {
 	out := map[int64]any{}
