@@ -94,8 +94,8 @@ func (g *Gate) AuthState(ctx context.Context, u store.User) any {
 	return json.RawMessage(state)
 }
 
-// AuthStates is AuthState for a page of users of a page of users, for callers with admin:auth_state, read
-// in one statement, by user id; users with none (or whose tokens no longer open) have no entry.
+// AuthStates is AuthState for a page of users, read in one statement, by user id; users with
+// none (or whose tokens no longer open) have no entry.
 func (g *Gate) AuthStates(ctx context.Context, users []store.User) map[int64]any {
 	out := map[int64]any{}
 	if len(users) == 0 {
