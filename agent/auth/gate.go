@@ -69,6 +69,8 @@ type Gate struct {
 	allowedGroups, adminGroups []string
 
 	accounts, sources *throttle // failed logins
+
+	expansions *scopes.Cache // of the raw scope lists of roles and tokens (owner.go)
 }
 
 // Options are what the wiring adds to the login layer beyond the configuration.
@@ -91,6 +93,9 @@ func New(cfg config.Config, st *store.Store, idp IdentityProvider, secret, sealK
 	g := &Gate{cfg: cfg, store: st, idp: idp, secret: secret, sealer: sl, prefix: strings.TrimSuffix(cfg.Hub.BaseURL, "/"), log: log, opts: opts,
 		accounts: newThrottle(cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
 		sources:  newThrottle(4*cfg.Auth.MaxFailedLogins, cfg.Auth.FailedLoginWindow.D()),
+		// One entry per active user and per distinct token scope list: a few hundred
+		// KiB at most.
+		expansions: scopes.NewCache(1024),
 	}
 	if g.services, g.serviceTokens, err = loadServices(cfg); err != nil {
 		return nil, err
@@ -155,14 +160,15 @@ func (g *Gate) FromRequest(r *http.Request) (*Caller, error) {
 // server, whose activity reports would otherwise keep the provider's session alive for as long
 // as it runs, and it must keep working for a server left running (auth.oidc.on_lost_access).
 func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
-	tok, err := g.store.LookupToken(ctx, secret)
+	// A service's token is in memory (from the configuration): no statement for it. Tokens
+	// are random secrets, so a user's token and a service's are never the same one.
+	if c, err := g.fromServiceToken(ctx, secret); err == nil {
+		return c, nil
+	}
+	tok, u, err := g.store.LookupTokenOwner(ctx, secret)
 	if errors.Is(err, store.ErrNotFound) {
-		return g.fromServiceToken(ctx, secret)
+		return nil, store.ErrNotFound
 	}
-	if err != nil {
-		return nil, err
-	}
-	u, err := g.store.UserByID(ctx, tok.UserID)
 	if err != nil {
 		return nil, err
 	}
@@ -184,8 +190,7 @@ func (g *Gate) FromToken(ctx context.Context, secret string) (*Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := scopes.Intersect(scopes.Expand(tok.Scopes, u.Name, owner), owner)
-	return &Caller{User: u, Scopes: set, Token: &tok}, nil
+	return &Caller{User: u, Scopes: g.TokenScopes(tok, u.Name, owner), Token: &tok}, nil
 }
 
 // ErrXSRF is a cookie-authenticated request that needs an XSRF token and has none that fits. It
@@ -216,11 +221,7 @@ func (g *Gate) fromCookie(r *http.Request, refresh bool) (*Caller, error) {
 	if !ok {
 		return nil, store.ErrNotFound
 	}
-	sess, err := g.store.LookupSession(r.Context(), secret)
-	if err != nil {
-		return nil, err
-	}
-	u, err := g.store.UserByID(r.Context(), sess.UserID)
+	sess, u, err := g.store.LookupSessionOwner(r.Context(), secret)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
@@ -16,16 +17,19 @@ import (
 // [[role]]s that name the user or one of their groups, and the scopes of servers shared with them. A token's scopes are cut to these; a
 // login cookie holds all of them. The error is the store's, for what is kept there.
 func (g *Gate) OwnerScopes(ctx context.Context, u store.User) (scopes.Set, error) {
-	set := scopes.ForUser(u.Name, u.Admin)
-	var raw []string
+	// The roles' part is a pure function of the raw list built here from the user as they are
+	// now, so its expansion may come from the cache: a user made admin, or moved to another
+	// group, is another list.
+	raw := slices.Clone(scopes.UserRole)
+	if u.Admin {
+		raw = append(raw, scopes.AdminRole...)
+	}
 	for _, r := range g.cfg.Roles {
 		if assigned(r.Users, r.Groups, u) {
 			raw = append(raw, r.Scopes...)
 		}
 	}
-	for s := range scopes.Expand(raw, u.Name, nil) {
-		set[s] = true
-	}
+	set := g.expand(raw, u.Name)
 	// Servers others shared with the user (or one of their groups), JupyterHub 5's sharing.
 	if g.store != nil && u.ID != 0 {
 		shares, err := g.store.SharedWith(ctx, u)
@@ -39,6 +43,31 @@ func (g *Gate) OwnerScopes(ctx context.Context, u store.User) (scopes.Set, error
 		}
 	}
 	return set, nil
+}
+
+// TokenScopes is what a token of owner's may do: the scopes it was made with, expanded, and cut to
+// what its owner holds now (ownerScopes, from OwnerScopes).
+func (g *Gate) TokenScopes(tok store.Token, owner string, ownerScopes scopes.Set) scopes.Set {
+	if len(tok.Scopes) == 1 && tok.Scopes[0] == "inherit" {
+		// Everything the owner holds, which the intersection would only copy.
+		return ownerScopes
+	}
+	if slices.ContainsFunc(tok.Scopes, func(s string) bool {
+		name, _, _ := strings.Cut(s, "!")
+		return name == "inherit" || name == "all" // what they stand for is ownerScopes: not cached
+	}) {
+		return scopes.Intersect(scopes.Expand(tok.Scopes, owner, ownerScopes), ownerScopes)
+	}
+	return scopes.Intersect(g.expand(tok.Scopes, owner), ownerScopes)
+}
+
+// expand is scopes.Expand(raw, owner, nil), from the Gate's cache when it has one (a Gate
+// made as a struct literal in a test has none).
+func (g *Gate) expand(raw []string, owner string) scopes.Set {
+	if g.expansions == nil {
+		return scopes.Expand(raw, owner, nil)
+	}
+	return g.expansions.Expand(raw, owner)
 }
 
 func assigned(users, groups []string, u store.User) bool {

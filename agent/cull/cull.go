@@ -134,7 +134,16 @@ func (c *Culler) Pass(ctx context.Context, now time.Time) []Decision {
 		c.log.Error("culler: list servers", "err", err)
 		return nil
 	}
-	admins := map[int64]bool{}
+	var owners []int64
+	for _, sv := range svs {
+		owners = append(owners, sv.UserID)
+	}
+	// Whether each owner is an admin, for cull.admin_servers: one statement for the pass.
+	users, err := c.store.UsersByID(ctx, owners)
+	if err != nil {
+		c.log.Error("culler: look up the servers' users", "err", err)
+		return nil
+	}
 	var (
 		mu  sync.Mutex
 		out []Decision
@@ -145,15 +154,12 @@ func (c *Culler) Pass(ctx context.Context, now time.Time) []Decision {
 		if sv.State != store.Running {
 			continue // a spawn or a stop is under way: not ours to judge
 		}
-		admin, ok := admins[sv.UserID]
+		u, ok := users[sv.UserID]
 		if !ok {
-			u, err := c.store.UserByID(ctx, sv.UserID)
-			if err != nil {
-				c.log.Warn("culler: look up the server's user", "user", sv.UserName, "err", err)
-				continue
-			}
-			admin, admins[sv.UserID] = u.Admin, u.Admin
+			c.log.Warn("culler: the server's user is gone", "user", sv.UserName)
+			continue
 		}
+		admin := u.Admin
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():

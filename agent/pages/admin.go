@@ -49,14 +49,19 @@ func (h *Pages) adminPage(w http.ResponseWriter, r *http.Request, c *auth.Caller
 		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
 		return
 	}
+	ids := make([]int64, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	// The page's servers in one statement, not one per row.
+	servers, err := h.store.ServersOfUsers(r.Context(), ids, false)
+	if err != nil {
+		h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
+		return
+	}
 	var rows []adminUser
 	for _, u := range users {
-		row, err := h.adminRow(r, u)
-		if err != nil {
-			h.render.Error(w, r, http.StatusInternalServerError, "Error", err.Error())
-			return
-		}
-		rows = append(rows, row)
+		rows = append(rows, h.adminRow(r, u, servers[u.ID]))
 	}
 	data := map[string]any{"Users": rows, "Total": total, "View": view, "Self": c.User.Name}
 	data["From"], data["To"] = min(view.Offset+1, total), view.Offset+len(rows)
@@ -142,12 +147,8 @@ type adminServer struct {
 	GPUs                          []string
 }
 
-func (h *Pages) adminRow(r *http.Request, u store.User) (adminUser, error) {
+func (h *Pages) adminRow(r *http.Request, u store.User, svs []store.Server) adminUser {
 	row := adminUser{Name: u.Name, Admin: u.Admin, Created: day(u.Created), Active: since(u.LastActivity)}
-	svs, err := h.store.Servers(r.Context(), u.ID, false)
-	if err != nil {
-		return row, err
-	}
 	if len(svs) == 0 {
 		svs = []store.Server{{UserName: u.Name, State: store.Stopped}} // never started
 	}
@@ -173,7 +174,7 @@ func (h *Pages) adminRow(r *http.Request, u store.User) (adminUser, error) {
 		}
 		row.Servers = append(row.Servers, s)
 	}
-	return row, nil
+	return row
 }
 
 // profileOf is the profile a server was started with (user_options.profile), if any.

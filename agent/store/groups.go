@@ -81,12 +81,12 @@ func ensureGroups(ctx context.Context, q querier, names []string) error {
 }
 
 // inTx runs fn in a transaction, committing if it returns nil.
-func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) inTx(ctx context.Context, fn func(tx querier) error) error {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(txConn{tx, s.db}); err != nil {
 		tx.Rollback()
 		return err
 	}
@@ -100,7 +100,7 @@ func (s *Store) CreateGroup(ctx context.Context, name string, properties map[str
 		properties = map[string]any{}
 	}
 	var g Group
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, properties) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, toJSON(properties))
 		if err != nil {
 			return fmt.Errorf("create group %s: %w", name, err)
@@ -170,7 +170,7 @@ func (s *Store) ListGroups(ctx context.Context, q GroupQuery) ([]Group, int, err
 // DeleteGroup removes a group and takes it out of every member's groups. With
 // auth.manage_groups, the next login of a member whose authenticator still names it brings it back.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	return s.inTx(ctx, func(tx *sql.Tx) error {
+	return s.inTx(ctx, func(tx querier) error {
 		members, err := membersOf(ctx, tx, name)
 		if err != nil {
 			return err
@@ -201,7 +201,7 @@ func (s *Store) RemoveGroupMembers(ctx context.Context, group string, users []st
 
 func (s *Store) updateMembers(ctx context.Context, group string, users []string, add bool) (Group, error) {
 	var g Group
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
+	err := s.inTx(ctx, func(tx querier) error {
 		if _, err := getGroup(ctx, tx, group); err != nil {
 			return err
 		}
@@ -216,7 +216,7 @@ func (s *Store) updateMembers(ctx context.Context, group string, users []string,
 }
 
 // changeMembers adds group to (or removes it from) each user's list.
-func changeMembers(ctx context.Context, tx *sql.Tx, group string, users []string, add bool) error {
+func changeMembers(ctx context.Context, tx querier, group string, users []string, add bool) error {
 	for _, name := range users {
 		var raw string
 		var id int64

@@ -147,6 +147,30 @@ func (s *Store) LookupSession(ctx context.Context, secret string) (Session, erro
 	return sess, nil
 }
 
+// LookupSessionOwner is LookupSession with the session's user, read in the same statement: what
+// authenticating every cookie request needs.
+func (s *Store) LookupSessionOwner(ctx context.Context, secret string) (Session, User, error) {
+	var sess Session
+	var owner userFields
+	var created, expires sql.NullString
+	dest := append([]any{&sess.ID, &sess.UserID, &created, &expires, &sess.IdPSubject, &sess.IdPSession}, owner.dest()...)
+	err := s.db.QueryRowContext(ctx, `SELECT sessions.id, sessions.user_id, sessions.created, sessions.expires_at,
+		sessions.idp_subject, sessions.idp_session, `+joinedUserCols+`
+		FROM sessions JOIN users ON users.id = sessions.user_id WHERE sessions.hash = ?`, Hash(secret)).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, User{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, User{}, fmt.Errorf("look up session: %w", err)
+	}
+	sess.Created, sess.ExpiresAt = parseTime(created), parseTime(expires)
+	if now().After(sess.ExpiresAt) {
+		s.DeleteSession(ctx, sess.ID)
+		return Session{}, User{}, ErrNotFound
+	}
+	return sess, owner.user(), nil
+}
+
 // DeleteSession ends a login session and revokes the OAuth tokens issued under it.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	if _, err := s.db.ExecContext(ctx, `DELETE FROM sessions WHERE id = ?`, id); err != nil {

@@ -100,6 +100,35 @@ func (s *Store) Servers(ctx context.Context, userID int64, active bool) ([]Serve
 	return out, rows.Err()
 }
 
+// ServersOfUsers is Servers for each of a page of users at once, by user id, in one statement
+// however many users there are. A user without servers has no entry.
+func (s *Store) ServersOfUsers(ctx context.Context, userIDs []int64, active bool) (map[int64][]Server, error) {
+	out := make(map[int64][]Server, len(userIDs))
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	// One text for any number of users (a json_each list, not a placeholder each), so the
+	// statement is prepared once.
+	q := `SELECT ` + serverCols + ` FROM servers JOIN users ON users.id = servers.user_id
+		WHERE servers.user_id IN (SELECT value FROM json_each(?))`
+	if active {
+		q += ` AND state != 'stopped'`
+	}
+	rows, err := s.db.QueryContext(ctx, q+` ORDER BY servers.id`, toJSON(userIDs))
+	if err != nil {
+		return nil, fmt.Errorf("list servers of %d users: %w", len(userIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		sv, err := scanServer(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list servers of %d users: %w", len(userIDs), err)
+		}
+		out[sv.UserID] = append(out[sv.UserID], sv)
+	}
+	return out, rows.Err()
+}
+
 // SaveServer writes a server's state, unit, port, start time and options.
 func (s *Store) SaveServer(ctx context.Context, sv Server) error {
 	opts := string(sv.UserOptions)

@@ -28,7 +28,7 @@ var (
 
 // Store is an open hub database.
 type Store struct {
-	db *sql.DB
+	db *conn
 }
 
 // Open opens (creating if needed) the database at path and brings its schema up to date.
@@ -41,7 +41,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// One writer at a time is what sqlite allows anyway; a single connection also makes
 	// BEGIN IMMEDIATE-style read-modify-write sequences safe without retry loops.
 	db.SetMaxOpenConns(1)
-	s := &Store{db: db}
+	s := &Store{db: newConn(db)}
 	if err := s.migrate(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("migrate database %s: %w", path, err)
@@ -277,6 +277,9 @@ func toJSON(v any) string {
 }
 
 func fromJSONList(s string) []string {
+	if s == "[]" { // most users' groups: no decoder needed
+		return []string{}
+	}
 	var out []string
 	if err := json.Unmarshal([]byte(s), &out); err != nil || out == nil {
 		return []string{}

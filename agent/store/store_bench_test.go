@@ -71,3 +71,22 @@ func BenchmarkLookupToken(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLookupTokenOwner is LookupToken with its owner, as the Gate reads both for a request.
+func BenchmarkLookupTokenOwner(b *testing.B) {
+	s := benchStore(b, 1)
+	ctx := context.Background()
+	u, err := s.GetUser(ctx, "user00000")
+	if err != nil {
+		b.Fatal(err)
+	}
+	_, secret, err := s.CreateToken(ctx, Token{UserID: u.ID, Kind: KindAPI, Scopes: []string{"inherit"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, err := s.LookupTokenOwner(ctx, secret); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

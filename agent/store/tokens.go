@@ -92,6 +92,35 @@ func (s *Store) LookupToken(ctx context.Context, secret string) (Token, error) {
 	return t, nil
 }
 
+// LookupTokenOwner is LookupToken with the token's owner, read in the same statement: what
+// authenticating every API request needs.
+func (s *Store) LookupTokenOwner(ctx context.Context, secret string) (Token, User, error) {
+	var t Token
+	var owner userFields
+	var scopes string
+	var created, last, expires, session, client sql.NullString
+	var server sql.NullInt64
+	dest := append([]any{&t.ID, &t.Prefix, &t.UserID, &t.Kind, &scopes, &t.Note, &created, &last, &expires, &session, &client, &server},
+		owner.dest()...)
+	err := s.db.QueryRowContext(ctx, `SELECT tokens.id, tokens.prefix, tokens.user_id, tokens.kind, tokens.scopes, tokens.note,
+		tokens.created, tokens.last_activity, tokens.expires_at, tokens.session_id, tokens.oauth_client, tokens.server_id, `+joinedUserCols+`
+		FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?`, Hash(secret)).Scan(dest...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Token{}, User{}, ErrNotFound
+	}
+	if err != nil {
+		return Token{}, User{}, fmt.Errorf("look up token: %w", err)
+	}
+	t.Scopes = fromJSONList(scopes)
+	t.Created, t.LastActivity, t.ExpiresAt = parseTime(created), parseTime(last), parseTime(expires)
+	t.SessionID, t.OAuthClient, t.ServerID = session.String, client.String, server.Int64
+	if !t.ExpiresAt.IsZero() && now().After(t.ExpiresAt) {
+		s.db.ExecContext(ctx, `DELETE FROM tokens WHERE id = ?`, t.ID)
+		return Token{}, User{}, ErrNotFound
+	}
+	return t, owner.user(), nil
+}
+
 // TouchToken records that a token was used. Callers throttle it.
 func (s *Store) TouchToken(ctx context.Context, id int64, t time.Time) error {
 	_, err := s.db.ExecContext(ctx, `UPDATE tokens SET last_activity = ? WHERE id = ?`, fmtTime(t), id)

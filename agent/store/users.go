@@ -38,6 +38,26 @@ func scanUser(row interface{ Scan(...any) error }) (User, error) {
 	return u, nil
 }
 
+// joinedUserCols are userCols in a join with the users table.
+const joinedUserCols = `users.id, users.name, users.admin, users.groups, users.created, users.last_activity`
+
+// userFields receives a user's columns (joinedUserCols) as part of a wider row.
+type userFields struct {
+	u             User
+	groups        string
+	created, last sql.NullString
+}
+
+func (f *userFields) dest() []any {
+	return []any{&f.u.ID, &f.u.Name, &f.u.Admin, &f.groups, &f.created, &f.last}
+}
+
+func (f *userFields) user() User {
+	u := f.u
+	u.Groups, u.Created, u.LastActivity = fromJSONList(f.groups), parseTime(f.created), parseTime(f.last)
+	return u
+}
+
 // CreateUser adds a user; ErrExists if the name is taken.
 func (s *Store) CreateUser(ctx context.Context, name string, admin bool) (User, error) {
 	res, err := s.db.ExecContext(ctx, `INSERT INTO users (name, admin, created) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
@@ -67,6 +87,27 @@ func (s *Store) UserByID(ctx context.Context, id int64) (User, error) {
 		return u, fmt.Errorf("user #%d: %w", id, err)
 	}
 	return u, nil
+}
+
+// UsersByID finds many users by id in one statement; ids that match no one have no entry.
+func (s *Store) UsersByID(ctx context.Context, ids []int64) (map[int64]User, error) {
+	out := make(map[int64]User, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT `+userCols+` FROM users WHERE id IN (SELECT value FROM json_each(?))`, toJSON(ids))
+	if err != nil {
+		return nil, fmt.Errorf("users by id: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("users by id: %w", err)
+		}
+		out[u.ID] = u
+	}
+	return out, rows.Err()
 }
 
 // UserQuery selects a page of users.
@@ -171,7 +212,7 @@ func (s *Store) UpdateUser(ctx context.Context, name string, p UserPatch) (User,
 	if p.Groups != nil {
 		u.Groups = *p.Groups
 	}
-	err = s.inTx(ctx, func(tx *sql.Tx) error {
+	err = s.inTx(ctx, func(tx querier) error {
 		if _, err := tx.ExecContext(ctx, `UPDATE users SET name = ?, admin = ?, groups = ? WHERE id = ?`,
 			u.Name, u.Admin, toJSON(u.Groups), u.ID); err != nil {
 			return fmt.Errorf("update user %s: %w", name, err)
@@ -202,6 +243,30 @@ func (s *Store) AuthState(ctx context.Context, userID int64) ([]byte, error) {
 		return nil, ErrNotFound
 	}
 	return b, err
+}
+
+// AuthStates is AuthState for a page of users at once, by user id, in one statement; users
+// without auth state have no entry.
+func (s *Store) AuthStates(ctx context.Context, userIDs []int64) (map[int64][]byte, error) {
+	out := map[int64][]byte{}
+	if len(userIDs) == 0 {
+		return out, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT id, auth_state FROM users
+		WHERE id IN (SELECT value FROM json_each(?)) AND auth_state IS NOT NULL`, toJSON(userIDs))
+	if err != nil {
+		return nil, fmt.Errorf("read auth state of %d users: %w", len(userIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var b []byte
+		if err := rows.Scan(&id, &b); err != nil {
+			return nil, fmt.Errorf("read auth state of %d users: %w", len(userIDs), err)
+		}
+		out[id] = b
+	}
+	return out, rows.Err()
 }
 
 // SetAuthState stores a user's sealed identity-provider tokens; nil clears them.
