@@ -61,6 +61,9 @@ func newTransport() *http.Transport {
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 64
 	transport.ResponseHeaderTimeout = 0 // kernels and long polls may think for a while
+	// A proxy passes the client's Accept-Encoding on as it came. Otherwise, for a client that
+	// sent none, the transport would ask the server for gzip and the hub would inflate it again.
+	transport.DisableCompression = true
 	return transport
 }
 

@@ -61,6 +61,21 @@ func TestRouterDistrustsForwardedHeadersFromStrangers(t *testing.T) {
 	}
 }
 
+func TestRouterLeavesCompressionToTheClient(t *testing.T) {
+	th := hubtest.New(t)
+	var asked string
+	th.Serve("alice", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked = r.Header.Get("Accept-Encoding") }))
+	plain := &http.Client{Transport: &http.Transport{DisableCompression: true}} // sends no Accept-Encoding
+	resp, err := plain.Get(th.URL + "/user/alice/files/notes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if asked != "" {
+		t.Errorf("a client that asked for no encoding reached the server asking for %q", asked)
+	}
+}
+
 func TestRouterStreamsServerSentEvents(t *testing.T) {
 	th := hubtest.New(t)
 	release := make(chan struct{})
