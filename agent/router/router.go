@@ -157,6 +157,7 @@ func (rt *Router) forwardedHeaders(pr *httputil.ProxyRequest) {
 	if in.TLS != nil {
 		proto = "https"
 	}
+	host := in.Host
 	if rt.gate.FromTrustedProxy(in) {
 		if prior := in.Header.Get("X-Forwarded-For"); prior != "" {
 			client = prior + ", " + client
@@ -165,15 +166,15 @@ func (rt *Router) forwardedHeaders(pr *httputil.ProxyRequest) {
 			proto = v
 		}
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			out.Header.Set("X-Forwarded-Host", v)
-		} else {
-			out.Header.Set("X-Forwarded-Host", in.Host)
+			host = v
 		}
-	} else {
-		out.Header.Set("X-Forwarded-Host", in.Host)
 	}
-	out.Header.Set("X-Forwarded-For", client)
-	out.Header.Set("X-Forwarded-Proto", proto)
+	// One backing array for the three values, set under their canonical keys: Header.Set would
+	// make a slice for each.
+	v := []string{host, client, proto}
+	out.Header["X-Forwarded-Host"] = v[0:1:1]
+	out.Header["X-Forwarded-For"] = v[1:2:2]
+	out.Header["X-Forwarded-Proto"] = v[2:3:3]
 }
 
 // ServeHTTP routes /user/<name>/... to the user's server, or explains why it cannot.

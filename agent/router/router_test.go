@@ -26,7 +26,8 @@ func TestRouterKeepsPathAndHeaders(t *testing.T) {
 
 	r := th.Do("POST", "/user/alice/api/contents/a%2Fb.ipynb?x=1", "tok", `{}`,
 		"Cookie", "jupyterhub-user-alice=abc; _xsrf=def", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Site", "same-origin",
-		"Origin", "https://hub.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
+		"Origin", "https://hub.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6",
+		"X-Forwarded-Host", "hub.example")
 	if r.Status != http.StatusTeapot || r.Header.Get("Set-Cookie") == "" {
 		t.Fatalf("proxied status %d, Set-Cookie %q", r.Status, r.Header.Get("Set-Cookie"))
 	}
@@ -42,8 +43,10 @@ func TestRouterKeepsPathAndHeaders(t *testing.T) {
 		}
 	}
 	// The test client connects from 127.0.0.1, made a trusted proxy here: its claims are kept.
-	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-For") != "6.6.6.6, 127.0.0.1" {
-		t.Errorf("X-Forwarded-Proto %q, X-Forwarded-For %q", got.Header.Get("X-Forwarded-Proto"), got.Header.Get("X-Forwarded-For"))
+	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-For") != "6.6.6.6, 127.0.0.1" ||
+		got.Header.Get("X-Forwarded-Host") != "hub.example" {
+		t.Errorf("X-Forwarded-Proto %q, X-Forwarded-For %q, X-Forwarded-Host %q",
+			got.Header.Get("X-Forwarded-Proto"), got.Header.Get("X-Forwarded-For"), got.Header.Get("X-Forwarded-Host"))
 	}
 	if got.Host != strings.TrimPrefix(th.URL, "http://") {
 		t.Errorf("Host = %q, want the hub's", got.Host)
@@ -55,9 +58,11 @@ func TestRouterDistrustsForwardedHeadersFromStrangers(t *testing.T) {
 	var got http.Header
 	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
 	th.Serve("alice", backend)
-	th.Do("GET", "/user/alice/tree", "", "", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
-	if got.Get("X-Forwarded-Proto") != "http" || got.Get("X-Forwarded-For") != "127.0.0.1" {
-		t.Errorf("an untrusted client set X-Forwarded-Proto %q, X-Forwarded-For %q", got.Get("X-Forwarded-Proto"), got.Get("X-Forwarded-For"))
+	th.Do("GET", "/user/alice/tree", "", "", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6", "X-Forwarded-Host", "evil.example")
+	if got.Get("X-Forwarded-Proto") != "http" || got.Get("X-Forwarded-For") != "127.0.0.1" ||
+		got.Get("X-Forwarded-Host") != strings.TrimPrefix(th.URL, "http://") {
+		t.Errorf("an untrusted client set X-Forwarded-Proto %q, X-Forwarded-For %q, X-Forwarded-Host %q",
+			got.Get("X-Forwarded-Proto"), got.Get("X-Forwarded-For"), got.Get("X-Forwarded-Host"))
 	}
 }
 
