@@ -6,6 +6,7 @@ package router
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -32,7 +33,9 @@ type Router struct {
 	transport  *http.Transport
 	buffers    *bufferPool
 	calls      sync.Pool // of *call
-	hosts      loopbackHosts
+	// frameBuffers are upgradedConn's copy buffers, of *[frameBufferSize]byte.
+	frameBuffers sync.Pool
+	hosts        loopbackHosts
 }
 
 // New makes the router; prefix is the hub's base URL without its trailing slash.
@@ -41,6 +44,7 @@ func New(prefix string, sv *servers.Manager, gate *auth.Gate, render *pages.Rend
 	rt.transport = newTransport()
 	rt.buffers = newBufferPool()
 	rt.calls.New = func() any { return rt.newCall() }
+	rt.frameBuffers.New = func() any { return new([frameBufferSize]byte) }
 	return rt
 }
 
@@ -84,12 +88,25 @@ type call struct {
 func (rt *Router) newCall() *call {
 	c := &call{rt: rt}
 	c.proxy = httputil.ReverseProxy{
-		Transport:    rt.transport,
-		BufferPool:   rt.buffers,
-		Rewrite:      c.rewrite,
-		ErrorHandler: c.fail,
+		Transport:      rt.transport,
+		BufferPool:     rt.buffers,
+		Rewrite:        c.rewrite,
+		ModifyResponse: rt.upgraded,
+		ErrorHandler:   c.fail,
 	}
 	return c
+}
+
+// upgraded wraps the server's end of a connection that switched protocols (a WebSocket), which
+// ReverseProxy then copies to and from the client's; see upgradedConn.
+func (rt *Router) upgraded(res *http.Response) error {
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		return nil
+	}
+	if conn, ok := res.Body.(io.ReadWriteCloser); ok {
+		res.Body = &upgradedConn{ReadWriteCloser: conn, buffers: &rt.frameBuffers}
+	}
+	return nil
 }
 
 func (c *call) rewrite(pr *httputil.ProxyRequest) {
@@ -231,6 +248,49 @@ func (b *bufferPool) Put(v []byte) {
 	if cap(v) >= copyBufferSize {
 		b.p.Put((*[copyBufferSize]byte)(v[:copyBufferSize]))
 	}
+}
+
+// frameBufferSize is what one direction of an upgraded connection copies at a time. Kernel
+// messages are mostly a few hundred bytes; a large output takes a few more reads.
+const frameBufferSize = 8 << 10
+
+// upgradedConn is the server's end of an upgraded connection. ReverseProxy copies each direction
+// with io.Copy, which on its own gives each a fresh 32 KiB buffer held for as long as the
+// connection is open: with a few hundred kernel WebSockets open that was half the hub's heap.
+// io.Copy uses the WriteTo and ReadFrom here instead, which copy through a smaller buffer from a
+// pool and give it back when their direction ends. (Splicing the two sockets would copy no
+// bytes in the hub, but each direction would hold a pipe, two descriptors, for the socket's
+// whole life, and for frames of a few hundred bytes it is no faster: see
+// BenchmarkTCPRelayWebSocketFrame.)
+type upgradedConn struct {
+	io.ReadWriteCloser // ReverseProxy's: the bytes it read past the 101 first, then the socket
+	buffers            *sync.Pool
+}
+
+// WriteTo copies what the server sends to the client.
+func (u *upgradedConn) WriteTo(client io.Writer) (int64, error) {
+	return u.copy(client, u.ReadWriteCloser)
+}
+
+// ReadFrom copies what the client sends to the server.
+func (u *upgradedConn) ReadFrom(client io.Reader) (int64, error) {
+	return u.copy(u.ReadWriteCloser, client)
+}
+
+func (u *upgradedConn) copy(dst io.Writer, src io.Reader) (int64, error) {
+	buf := u.buffers.Get().(*[frameBufferSize]byte)
+	defer u.buffers.Put(buf)
+	// Hidden behind plain Reader and Writer, so that CopyBuffer uses buf and not the sockets'
+	// own ReadFrom or WriteTo, which would come back here or bring their own buffer.
+	return io.CopyBuffer(struct{ io.Writer }{dst}, struct{ io.Reader }{src}, buf[:])
+}
+
+// CloseWrite passes on the client's end of its sending, as ReverseProxy does when it can.
+func (u *upgradedConn) CloseWrite() error {
+	if cw, ok := u.ReadWriteCloser.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return errors.ErrUnsupported
 }
 
 // serveService routes /services/<name>/... to a [[service]]'s url, the path kept as it came, as

@@ -2,9 +2,12 @@ package router_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -142,6 +145,63 @@ func TestRouterUpgradesWebSockets(t *testing.T) {
 	_, msg, err := c.ReadMessage()
 	if err != nil || string(msg) != "echo:/user/alice/api/kernels/k1/channels:hi" {
 		t.Errorf("echo = %q, %v", msg, err)
+	}
+}
+
+func TestRouterWebSocketCarriesLargeMessagesAndClosesBothWays(t *testing.T) {
+	th := hubtest.New(t)
+	upgrader := websocket.Upgrader{}
+	serverSaw := make(chan error, 1) // the error the server's read ended with
+	closeNow := make(chan struct{})
+	th.Serve("alice", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if r.URL.Query().Has("server-closes") {
+			<-closeNow
+			return
+		}
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				serverSaw <- err
+				return
+			}
+			c.WriteMessage(mt, msg)
+		}
+	}))
+	url := "ws" + strings.TrimPrefix(th.URL, "http") + "/user/alice/api/kernels/k1/channels"
+
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 3<<20+17) // many times the router's copy buffer, and no multiple of it
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	c.WriteMessage(websocket.BinaryMessage, big)
+	if _, got, err := c.ReadMessage(); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a %d-byte message came back as %d bytes (equal: %v), %v", len(big), len(got), bytes.Equal(got, big), err)
+	}
+	c.Close() // the tab goes away without a close frame
+	select {
+	case <-serverSaw:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client's connection closed, but the server's stayed open")
+	}
+
+	c, _, err = websocket.DefaultDialer.Dial(url+"?server-closes", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	close(closeNow)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the server closed its connection, but the client's read got %v", err)
 	}
 }
 
