@@ -190,7 +190,16 @@ func New(ctx context.Context, cfg config.Config, deps Deps) (h *Hub, err error) 
 	quiet := func(p string) bool {
 		return strings.HasPrefix(p, prefix+"/user/") || strings.HasSuffix(p, "/activity") || p == prefix+"/hub/api" || p == prefix+"/hub/api/"
 	}
-	route := func(r *http.Request) string { _, pattern := mux.Handler(r); return pattern }
+	// Everything under /user/ is the router's one pattern; asking the mux would match (and
+	// allocate) a second time for every proxied request.
+	userPattern := prefix + "/user/"
+	route := func(r *http.Request) string {
+		if strings.HasPrefix(r.URL.Path, userPattern) {
+			return userPattern
+		}
+		_, pattern := mux.Handler(r)
+		return pattern
+	}
 	h.handler = web.Middleware(log, quiet, mx.Middleware(route, web.Guard(prefix, cfg.Hub.MaxBodyBytes, cfg.Hub.BodyTimeout.D(), users.Hosts(mux))))
 	return h, nil
 }

@@ -2,9 +2,12 @@ package router_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -26,7 +29,8 @@ func TestRouterKeepsPathAndHeaders(t *testing.T) {
 
 	r := th.Do("POST", "/user/alice/api/contents/a%2Fb.ipynb?x=1", "tok", `{}`,
 		"Cookie", "jupyterhub-user-alice=abc; _xsrf=def", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Site", "same-origin",
-		"Origin", "https://hub.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
+		"Origin", "https://hub.example", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6",
+		"X-Forwarded-Host", "hub.example")
 	if r.Status != http.StatusTeapot || r.Header.Get("Set-Cookie") == "" {
 		t.Fatalf("proxied status %d, Set-Cookie %q", r.Status, r.Header.Get("Set-Cookie"))
 	}
@@ -42,8 +46,10 @@ func TestRouterKeepsPathAndHeaders(t *testing.T) {
 		}
 	}
 	// The test client connects from 127.0.0.1, made a trusted proxy here: its claims are kept.
-	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-For") != "6.6.6.6, 127.0.0.1" {
-		t.Errorf("X-Forwarded-Proto %q, X-Forwarded-For %q", got.Header.Get("X-Forwarded-Proto"), got.Header.Get("X-Forwarded-For"))
+	if got.Header.Get("X-Forwarded-Proto") != "https" || got.Header.Get("X-Forwarded-For") != "6.6.6.6, 127.0.0.1" ||
+		got.Header.Get("X-Forwarded-Host") != "hub.example" {
+		t.Errorf("X-Forwarded-Proto %q, X-Forwarded-For %q, X-Forwarded-Host %q",
+			got.Header.Get("X-Forwarded-Proto"), got.Header.Get("X-Forwarded-For"), got.Header.Get("X-Forwarded-Host"))
 	}
 	if got.Host != strings.TrimPrefix(th.URL, "http://") {
 		t.Errorf("Host = %q, want the hub's", got.Host)
@@ -55,9 +61,26 @@ func TestRouterDistrustsForwardedHeadersFromStrangers(t *testing.T) {
 	var got http.Header
 	backend := (http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
 	th.Serve("alice", backend)
-	th.Do("GET", "/user/alice/tree", "", "", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6")
-	if got.Get("X-Forwarded-Proto") != "http" || got.Get("X-Forwarded-For") != "127.0.0.1" {
-		t.Errorf("an untrusted client set X-Forwarded-Proto %q, X-Forwarded-For %q", got.Get("X-Forwarded-Proto"), got.Get("X-Forwarded-For"))
+	th.Do("GET", "/user/alice/tree", "", "", "X-Forwarded-Proto", "https", "X-Forwarded-For", "6.6.6.6", "X-Forwarded-Host", "evil.example")
+	if got.Get("X-Forwarded-Proto") != "http" || got.Get("X-Forwarded-For") != "127.0.0.1" ||
+		got.Get("X-Forwarded-Host") != strings.TrimPrefix(th.URL, "http://") {
+		t.Errorf("an untrusted client set X-Forwarded-Proto %q, X-Forwarded-For %q, X-Forwarded-Host %q",
+			got.Get("X-Forwarded-Proto"), got.Get("X-Forwarded-For"), got.Get("X-Forwarded-Host"))
+	}
+}
+
+func TestRouterLeavesCompressionToTheClient(t *testing.T) {
+	th := hubtest.New(t)
+	var asked string
+	th.Serve("alice", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { asked = r.Header.Get("Accept-Encoding") }))
+	plain := &http.Client{Transport: &http.Transport{DisableCompression: true}} // sends no Accept-Encoding
+	resp, err := plain.Get(th.URL + "/user/alice/files/notes.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if asked != "" {
+		t.Errorf("a client that asked for no encoding reached the server asking for %q", asked)
 	}
 }
 
@@ -122,6 +145,63 @@ func TestRouterUpgradesWebSockets(t *testing.T) {
 	_, msg, err := c.ReadMessage()
 	if err != nil || string(msg) != "echo:/user/alice/api/kernels/k1/channels:hi" {
 		t.Errorf("echo = %q, %v", msg, err)
+	}
+}
+
+func TestRouterWebSocketCarriesLargeMessagesAndClosesBothWays(t *testing.T) {
+	th := hubtest.New(t)
+	upgrader := websocket.Upgrader{}
+	serverSaw := make(chan error, 1) // the error the server's read ended with
+	closeNow := make(chan struct{})
+	th.Serve("alice", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := upgrader.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		if r.URL.Query().Has("server-closes") {
+			<-closeNow
+			return
+		}
+		for {
+			mt, msg, err := c.ReadMessage()
+			if err != nil {
+				serverSaw <- err
+				return
+			}
+			c.WriteMessage(mt, msg)
+		}
+	}))
+	url := "ws" + strings.TrimPrefix(th.URL, "http") + "/user/alice/api/kernels/k1/channels"
+
+	c, _, err := websocket.DefaultDialer.Dial(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := make([]byte, 3<<20+17) // many times the router's copy buffer, and no multiple of it
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	c.WriteMessage(websocket.BinaryMessage, big)
+	if _, got, err := c.ReadMessage(); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("a %d-byte message came back as %d bytes (equal: %v), %v", len(big), len(got), bytes.Equal(got, big), err)
+	}
+	c.Close() // the tab goes away without a close frame
+	select {
+	case <-serverSaw:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the client's connection closed, but the server's stayed open")
+	}
+
+	c, _, err = websocket.DefaultDialer.Dial(url+"?server-closes", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	close(closeNow)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, _, err := c.ReadMessage(); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the server closed its connection, but the client's read got %v", err)
 	}
 }
 

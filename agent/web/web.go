@@ -133,8 +133,12 @@ func ISOTime(t time.Time) any {
 // Middleware stamps the version header, refuses dot segments, and logs each request. quiet says
 // which paths log at debug level only (proxied traffic and keep-alives would drown the log).
 func Middleware(log *slog.Logger, quiet func(path string) bool, next http.Handler) http.Handler {
+	// One value for every response, set under its canonical key: Set would canonicalize the key
+	// and make a slice per request. Sharing is safe because nothing writes into a header's value
+	// slice, and Add appends to a full slice, which copies it.
+	version := []string{Version}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("X-JupyterHub-Version", Version)
+		w.Header()["X-Jupyterhub-Version"] = version
 		// ServeMux would answer "/hub/api/users/../x" with a redirect to the cleaned path; a
 		// path that tries to climb out of where it points is refused outright instead.
 		if HasDotSegment(r.URL.EscapedPath()) {
@@ -153,20 +157,28 @@ func Middleware(log *slog.Logger, quiet func(path string) bool, next http.Handle
 		} else if rec.status >= 500 {
 			level = slog.LevelWarn
 		}
-		log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+		if log.Enabled(r.Context(), level) { // the arguments alone cost allocations for every proxied request
+			log.Log(r.Context(), level, "request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+				"duration_ms", time.Since(start).Milliseconds(), "remote", r.RemoteAddr)
+		}
 	})
 }
 
 // HasDotSegment reports whether an escaped path has a "." or ".." segment, also percent-encoded
 // (a server behind the router may decode "%2F" and "%2E" before it normalizes the path).
 func HasDotSegment(p string) bool {
-	for _, seg := range strings.Split(p, "/") {
+	for seg := range strings.SplitSeq(p, "/") {
+		if !strings.Contains(seg, "%") { // the common case, checked without unescaping a copy
+			if seg == "." || seg == ".." {
+				return true
+			}
+			continue
+		}
 		u, err := url.PathUnescape(seg)
 		if err != nil {
 			continue
 		}
-		for _, part := range strings.Split(u, "/") {
+		for part := range strings.SplitSeq(u, "/") {
 			if part == "." || part == ".." {
 				return true
 			}
