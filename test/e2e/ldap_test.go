@@ -112,6 +112,16 @@ start_timeout = "240s"
 		if resp, _ := newBrowser(t, base).login("nopw", "anything"); resp.StatusCode != 403 {
 			t.Errorf("nopw (empty password hash) logged in with any password: %d", resp.StatusCode)
 		}
+		// allowed_groups alone would keep nopw out: PAM itself must have said no.
+		var pamSaid []string
+		for _, line := range strings.Split(hubLog(h), "\n") {
+			if strings.Contains(line, "user=nopw") && strings.Contains(line, "pam login") {
+				pamSaid = append(pamSaid, line)
+			}
+		}
+		if len(pamSaid) == 0 || !strings.Contains(pamSaid[0], `msg="pam login failed"`) {
+			t.Errorf("PAM did not refuse nopw; the hub logged: %q", pamSaid)
+		}
 	})
 
 	lara := newBrowser(t, base)
