@@ -150,10 +150,9 @@ start_timeout = "240s"
 		if p["User"] != "lara" {
 			t.Errorf("unit User=%v, want lara", p["User"])
 		}
-		if pid, _ := p["MainPID"].(uint32); pid != 0 {
-			if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err != nil || !strings.Contains(string(st), fmt.Sprintf("\nUid:\t%d\t", laraUID)) {
-				t.Errorf("the server's process does not run as uid %d (%v)", laraUID, err)
-			}
+		pid, _ := p["MainPID"].(uint32)
+		if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); pid == 0 || err != nil || !strings.Contains(string(st), fmt.Sprintf("\nUid:\t%d\t", laraUID)) {
+			t.Errorf("the server's process (MainPID %v) does not run as uid %d (%v)", p["MainPID"], laraUID, err)
 		}
 		resp, body := lara.get(ui("lara"))
 		if resp.StatusCode != 200 || resp.Request.URL.Path != ui("lara") {
