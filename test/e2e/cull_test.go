@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"strings"
 	"syscall"
@@ -44,11 +43,7 @@ start_timeout = "400s"
 	// One after the other: two JupyterLab servers starting at once in the emulated VM take
 	// minutes longer than one does twice.
 	for name, b := range map[string]*browser{"alice": alice, "bob": bob} {
-		_, home := b.get("/hub/home")
-		b.post("/hub/spawn", url.Values{"_xsrf": {b.xsrf(home)}})
-		if ev := b.progress("/hub/api/users/"+name+"/server/progress", 400*time.Second); len(ev) == 0 || !ev[len(ev)-1].Ready {
-			t.Fatalf("%s's server did not start: %v", name, ev)
-		}
+		b.spawnReady(t, name, 400*time.Second)
 	}
 	if resp, body := bob.get(ui("bob")); resp.StatusCode != 200 {
 		t.Fatalf("bob's UI: %d %.500s", resp.StatusCode, body)

@@ -183,9 +183,45 @@ func (b *browser) progress(path string, timeout time.Duration) []jupyterclient.E
 	return events
 }
 
+// spawn starts user's default server with the home page's button, as a person does, and returns
+// the progress events once the spawn has ended, each one logged.
+func (b *browser) spawn(t *testing.T, user string, timeout time.Duration) []jupyterclient.Event {
+	t.Helper()
+	_, home := b.get("/hub/home")
+	b.post("/hub/spawn", url.Values{"_xsrf": {b.xsrf(home)}})
+	events := b.progress("/hub/api/users/"+user+"/server/progress", timeout)
+	for _, ev := range events {
+		t.Logf("  progress %3d%%: %s", ev.Progress, ev.Message)
+	}
+	if len(events) == 0 {
+		t.Fatalf("%s's spawn sent no progress", user)
+	}
+	return events
+}
+
+// spawnReady is spawn for a server that must start; it returns the progress messages.
+func (b *browser) spawnReady(t *testing.T, user string, timeout time.Duration) []string {
+	t.Helper()
+	events := b.spawn(t, user, timeout)
+	if last := events[len(events)-1]; !last.Ready {
+		t.Fatalf("%s's spawn did not become ready: %s", user, last.Message)
+	}
+	msgs := make([]string, 0, len(events))
+	for _, ev := range events {
+		msgs = append(msgs, ev.Message)
+	}
+	return msgs
+}
+
+// apiDo calls the hub of the spine tests; apiAt, a hub at base.
 func apiDo(t *testing.T, method, path, token, body string) (int, []byte) {
 	t.Helper()
-	req, _ := http.NewRequest(method, hubURL+path, strings.NewReader(body))
+	return apiAt(t, hubURL, method, path, token, body)
+}
+
+func apiAt(t *testing.T, base, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
 	if token != "" {
 		req.Header.Set("Authorization", "token "+token)
 	}

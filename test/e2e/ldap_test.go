@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -137,10 +136,8 @@ start_timeout = "240s"
 	})
 
 	step("her server starts as her LDAP uid and answers through the router", func(t *testing.T) {
-		_, home := lara.get("/hub/home")
 		start := time.Now()
-		lara.post("/hub/spawn", url.Values{"_xsrf": {lara.xsrf(home)}})
-		events := lara.progress("/hub/api/users/lara/server/progress", 240*time.Second)
+		events := lara.spawn(t, "lara", 240*time.Second)
 		if last := events[len(events)-1]; !last.Ready {
 			logJournal(t, "jhgo-ldap-lara.service", start)
 			t.Fatalf("spawn did not become ready: %v", events)

@@ -9,7 +9,6 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"slices"
@@ -151,19 +150,14 @@ func nothingLeftBehind(t *testing.T, prefix, user string) {
 // message and how long the spawn took.
 func spawnFails(t *testing.T, b *browser, user string) (string, time.Duration) {
 	t.Helper()
-	_, home := b.get("/hub/home")
 	start := time.Now()
 	defer logJournal(t, "home-"+user+".mount", start)
 	defer logJournal(t, "jupyterhub-go-nfs-check-"+user+".service", start)
-	b.post("/hub/spawn", url.Values{"_xsrf": {b.xsrf(home)}})
-	events := b.progress("/hub/api/users/"+user+"/server/progress", 180*time.Second)
+	events := b.spawn(t, user, 180*time.Second)
 	took := time.Since(start)
 	last := events[len(events)-1]
 	if !last.Failed {
 		t.Fatalf("the spawn did not fail: %v", events)
-	}
-	for _, ev := range events {
-		t.Logf("  progress %3d%%: %s", ev.Progress, ev.Message)
 	}
 	return last.Message, took
 }
@@ -291,17 +285,7 @@ unmount_after = "%s"
 	}
 	spawnAlice := func(t *testing.T) []string {
 		t.Helper()
-		_, home := alice.get("/hub/home")
-		alice.post("/hub/spawn", url.Values{"_xsrf": {alice.xsrf(home)}})
-		events := alice.progress("/hub/api/users/alice/server/progress", 240*time.Second)
-		var msgs []string
-		for _, ev := range events {
-			t.Logf("  progress %3d%%: %s", ev.Progress, ev.Message)
-			msgs = append(msgs, ev.Message)
-		}
-		if last := events[len(events)-1]; !last.Ready {
-			t.Fatalf("alice's spawn did not become ready: %s", last.Message)
-		}
+		msgs := alice.spawnReady(t, "alice", 240*time.Second)
 		if resp, _ := alice.get(ui("alice")); resp.StatusCode != 200 || resp.Request.URL.Path != ui("alice") {
 			t.Fatalf("%s ended at %s with %d", ui("alice"), resp.Request.URL, resp.StatusCode)
 		}

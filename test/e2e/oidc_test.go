@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,16 +67,12 @@ start_timeout = "240s"
 	if !oidcpeer.IsLoginForm(page) {
 		t.Fatalf("login did not reach the provider's form: %s", resp.Request.URL)
 	}
-	resp, home, err := oidcpeer.SubmitLogin(context.Background(), alice.client, resp.Request.URL.String(), page, "alice", "alice-pw")
+	resp, _, err = oidcpeer.SubmitLogin(context.Background(), alice.client, resp.Request.URL.String(), page, "alice", "alice-pw")
 	if err != nil || resp.Request.URL.Path != "/hub/home" {
 		t.Fatalf("login ended at %v (%v)", resp.Request.URL, err)
 	}
 
-	alice.post("/hub/spawn", url.Values{"_xsrf": {alice.xsrf(home)}})
-	events := alice.progress("/hub/api/users/alice/server/progress", 240*time.Second)
-	if last := events[len(events)-1]; !last.Ready {
-		t.Fatalf("spawn after an OIDC login failed: %v", last)
-	}
+	alice.spawnReady(t, "alice", 240*time.Second)
 	if resp, body := alice.get(ui("alice")); resp.StatusCode != 200 || resp.Request.URL.Path != ui("alice") {
 		t.Fatalf("%s ended at %s with %d:\n%.1000s", ui("alice"), resp.Request.URL, resp.StatusCode, body)
 	}

@@ -355,9 +355,7 @@ start_timeout = "60s"
 	if resp, _ := bob.login("bob", "bob-pw"); resp.StatusCode != 200 {
 		t.Fatalf("bob cannot log in: %d", resp.StatusCode)
 	}
-	_, home := bob.get("/hub/home")
-	bob.post("/hub/spawn", url.Values{"_xsrf": {bob.xsrf(home)}})
-	events := bob.progress("/hub/api/users/bob/server/progress", 90*time.Second)
+	events := bob.spawn(t, "bob", 90*time.Second)
 	last := events[len(events)-1]
 	if !last.Failed || !strings.Contains(last.Message, "e2e-boom-marker") {
 		t.Errorf("failed event lacks the unit's log: %v", last)

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"fmt"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,17 +122,7 @@ max_ttl = "2h"
 	if resp, _ := alice.login("alice", "alice-pw"); resp.StatusCode != 200 {
 		t.Fatalf("alice cannot log in: %d", resp.StatusCode)
 	}
-	_, home := alice.get("/hub/home")
-	alice.post("/hub/spawn", url.Values{"_xsrf": {alice.xsrf(home)}})
-	events := alice.progress("/hub/api/users/alice/server/progress", 240*time.Second)
-	var msgs []string
-	for _, ev := range events {
-		t.Logf("  progress %3d%%: %s", ev.Progress, ev.Message)
-		msgs = append(msgs, ev.Message)
-	}
-	if last := events[len(events)-1]; !last.Ready {
-		t.Fatalf("alice's spawn did not become ready: %s", last.Message)
-	}
+	msgs := alice.spawnReady(t, "alice", 240*time.Second)
 	if !slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, "Vault token ready (policy jupyter-user-alice") }) {
 		t.Errorf("no progress event says the token is ready: %q", msgs)
 	}
