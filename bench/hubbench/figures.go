@@ -486,6 +486,13 @@ func (b *bench) spawnSingleuser(ctx context.Context) (err error) {
 	}
 	g, p, own := med[0][0], med[1][0], med[2][0]
 	b.add(row{fig: "singleuser spawn ms (request to ready)", gov: f0(g), peer: f0(p), ratio: x(p / g), goal: ""})
+	if g < own || p < own {
+		// The server's own start varies from run to run by more than a hub adds to it (seen:
+		// 1.3-3.9 s on a loaded 2-core host): a difference of medians says nothing then, and the
+		// fast server's "spawn overhead" row is the figure to go by.
+		b.add(row{fig: fmt.Sprintf("singleuser spawn overhead ms (own %.0f ms)", own), gov: "n/a", peer: "n/a", ratio: "-", goal: "<= 50 ms (own start noisier than the overhead)"})
+		return nil
+	}
 	b.add(row{fig: fmt.Sprintf("singleuser spawn overhead ms (own %.0f ms)", own), gov: f1(g - own), peer: f1(p - own), ratio: x((p - own) / (g - own)), goal: "<= 50 ms"})
 	return nil
 }
