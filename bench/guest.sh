@@ -72,6 +72,7 @@ T
   done
   ;;
 start-go) start_go ;;
+start-py) start_py ;;
 set-cmd) # go|py backend|singleuser
   case $3 in backend) set_cmd "$2" /bench/backend ;; singleuser) set_cmd "$2" "$SINGLEUSER" ;; esac ;;
 own-singleuser) # start|t0|stop PORT: jupyterhub-singleuser as alice on its own, without a hub
