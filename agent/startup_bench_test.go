@@ -19,9 +19,9 @@ import (
 )
 
 // BenchmarkStartup10000Users is make bench's "start-up with 10,000 users", less the process's
-// own start: from opening the store of a hub that has 10,000 users (20 of them with running
-// servers and tokens, two with stops that the last hub did not finish) to GET /hub/api/
-// answering 200, as agent.Open and Hub.Run do it with stand-ins for systemd and PAM.
+// own start: from opening the store of a hub that has 10,000 users, each of whom has spawned
+// once (20 of them run now; two stops were under way), to GET /hub/api/ answering 200, as
+// agent.Open and Hub.Run do it, with stand-ins for systemd and PAM.
 func BenchmarkStartup10000Users(b *testing.B) {
 	cfg, units := startupDataDir(b, 10000)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -70,8 +70,9 @@ func BenchmarkStartup10000Users(b *testing.B) {
 	}
 }
 
-// startupDataDir makes a data dir whose store has n users: the first 20 with a running server
-// (whose units run) and an API token, the next two with a stop that was under way.
+// startupDataDir makes a data dir whose store has n users, each with a default server record
+// (as everyone who ever spawned has): the first 20 running (their units run) with an API token,
+// the next two with a stop that was under way, the rest stopped.
 func startupDataDir(b *testing.B, n int) (config.Config, *runningUnits) {
 	b.Helper()
 	ctx := context.Background()
@@ -95,12 +96,12 @@ func startupDataDir(b *testing.B, n int) (config.Config, *runningUnits) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if i >= 22 {
-			continue
-		}
 		sv, err := st.Server(ctx, u.ID, "")
 		if err != nil {
 			b.Fatal(err)
+		}
+		if i >= 22 {
+			continue
 		}
 		sv.State, sv.Unit, sv.Port, sv.Started = store.Running, "jupyter-"+u.Name+".service", 40000+i, time.Now()
 		if i >= 20 {
