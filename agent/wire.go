@@ -65,45 +65,66 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*Hub, error
 			return nil, ConfigError{err}
 		}
 	}
-	units, err := spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("connect to systemd (user servers run as systemd units; is this a systemd host and are we root?): %w", err)
+	// systemd is dialled while the store, the GPUs and Vault are opened: its two D-Bus
+	// connections, each authenticated, wait on the bus daemon, which the rest need not wait for.
+	dialled := make(chan dialResult, 1)
+	go func() {
+		units, err := spawner.Connect(ctx, spawner.Options{UnitPrefix: cfg.Spawner.UnitPrefix, Logger: log})
+		dialled <- dialResult{units, err}
+	}()
+	closeOpened := func() {
+		if deps.Store != nil {
+			deps.Store.Close()
+		}
+		for _, c := range deps.Close {
+			c()
+		}
+	}
+	fail := func(err error) (*Hub, error) {
+		closeOpened()
+		if r := <-dialled; r.err == nil {
+			r.units.Close()
+		}
+		return nil, err
 	}
 	// The GPU allocator keeps its ledger in the hub's store, and the gpu step needs the
 	// allocator, so the store is opened here rather than by New.
 	if deps.Store, err = OpenStore(ctx, cfg); err != nil {
-		units.Close()
-		return nil, err
+		return fail(err)
 	}
-	deps.Close = append(deps.Close, units.Close)
 	var nv *gpu.NVML
 	if cfg.GPU.Enabled {
 		nv = gpu.OpenNVML(gpu.NVMLOptions{Logger: log}) // a host without the driver logs "no GPUs" and offers none
 		deps.Close = append(deps.Close, nv.Close)
 	}
 	if deps.GPUs, err = NewAllocator(ctx, cfg, deps.Store, nv, log); err != nil {
-		deps.Store.Close()
-		for _, c := range deps.Close {
-			c()
-		}
-		return nil, err
+		return fail(err)
 	}
 	vlt, err := openVault(ctx, cfg.Vault, log)
 	if err != nil {
-		deps.Store.Close()
-		for _, c := range deps.Close {
-			c()
-		}
-		return nil, err
+		return fail(err)
 	}
 	if vlt != nil {
 		deps.Close = append(deps.Close, vlt.Close)
 		deps.Collectors = append(deps.Collectors, vlt.Collector())
 	}
+	r := <-dialled
+	if r.err != nil {
+		closeOpened()
+		return nil, fmt.Errorf("connect to systemd (user servers run as systemd units; is this a systemd host and are we root?): %w", r.err)
+	}
+	units := r.units
+	deps.Close = append(deps.Close, units.Close)
 	deps.Units, deps.Steps = units, spawnSteps(cfg, units, deps.GPUs, vlt, log)
 	deps.AfterStep = crashAfter(os.Getenv("JHGO_CRASH_AFTER"), log)
 	deps.Usage = CgroupUsage(cgroup.DefaultRoot, cfg.Spawner.Slice)
 	return New(ctx, cfg, deps)
+}
+
+// dialResult is the spawner's connection to systemd, or why there is none.
+type dialResult struct {
+	units *spawner.Manager
+	err   error
 }
 
 // spawnSteps is the spawn pipeline after the hub's own credentials step, in order; stopping a
