@@ -44,7 +44,7 @@ if [[ ${1:-} == hook ]]; then shift; hook "$@"; exit; fi
 gobench() {
   log "Go benchmarks of the hot paths"
   (cd "$REPO" && go test -run '^$' -bench . -benchmem -benchtime "${BENCH_GO_BENCHTIME:-1s}" \
-    ./agent/router ./agent/store ./agent/scopes ./agent/auth ./agent/servers 2>&1 | grep -E '^(Benchmark|ok|FAIL|---|pkg:)|_test.go:[0-9]+:')
+    ./agent/router ./agent/store ./agent/scopes ./agent/auth ./agent/servers ./agent/api ./agent 2>&1 | grep -E '^(Benchmark|ok|FAIL|---|pkg:)|_test.go:[0-9]+:')
 }
 
 if [[ ${BENCH_GUEST:-1} == 0 ]]; then gobench; exit; fi

@@ -577,7 +577,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("spawner.protect_system", "%q is not one of \"\", \"true\", \"full\", \"strict\"", s.ProtectSystem)
 	}
-	if !unitPrefix.MatchString(s.UnitPrefix) {
+	if len(s.UnitPrefix) > 64 || !unitPrefix.MatchString(s.UnitPrefix) {
 		bad("spawner.unit_prefix", "%q must be letters, digits, '_' or '-' (e.g. \"jupyter\")", s.UnitPrefix)
 	}
 	if s.StartTimeout <= 0 || s.SlowSpawnTimeout <= 0 || s.StopTimeout <= 0 {
@@ -602,7 +602,7 @@ func (c *Config) Validate() error {
 		switch {
 		case defaultRoles[r.Name]:
 			bad(key+".name", "%q is one of JupyterHub's default roles (user, admin, server, token), which are built in; pick another name", r.Name)
-		case !roleName.MatchString(r.Name):
+		case len(r.Name) > 255 || !roleName.MatchString(r.Name):
 			bad(key+".name", "%q must be 3 to 255 lowercase letters, digits, '-', '_', '~' or '.', starting with a letter and ending with a letter or digit", r.Name)
 		case seen[r.Name]:
 			bad(key+".name", "%q is defined twice", r.Name)
@@ -630,7 +630,7 @@ func (c *Config) Validate() error {
 		if sv.Name != "" {
 			key = fmt.Sprintf("service[%d] (%q)", i, sv.Name)
 		}
-		if !serviceName.MatchString(sv.Name) {
+		if len(sv.Name) > 64 || !serviceName.MatchString(sv.Name) {
 			bad(key+".name", "%q must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit", sv.Name)
 		} else if seen["service:"+sv.Name] {
 			bad(key+".name", "%q is defined twice", sv.Name)
@@ -806,13 +806,18 @@ func (c *Config) APIURLFor() string {
 	return "http://" + net.JoinHostPort(host, port) + c.Hub.BaseURL + "hub/api"
 }
 
+// The names' lengths are checked apart from their patterns (matches of which are ASCII, a byte
+// a character): a bounded repeat such as {0,63} compiles to that many copies of its class, and
+// these are compiled at every start of the hub, before it can listen (about 1 ms of CPU
+// together, several on a loaded host).
 var (
 	envName    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	unitPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
-	username   = regexp.MustCompile(`^[a-z_][a-z0-9_.@-]{0,63}$`)
-	// roleName is JupyterHub's rule for role names (jupyterhub/roles.py).
-	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	roleName    = regexp.MustCompile(`^[a-z][a-z0-9\-_~.]{1,253}[a-z0-9]$`)
+	unitPrefix = regexp.MustCompile(`^[A-Za-z0-9_-]+$`) // at most 64
+	// username keeps its bound: agent/scopes' fuzz targets copy this very pattern.
+	username    = regexp.MustCompile(`^[a-z_][a-z0-9_.@-]{0,63}$`)
+	serviceName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`) // at most 64
+	// roleName is JupyterHub's rule for role names (jupyterhub/roles.py): 3 to 255 characters.
+	roleName = regexp.MustCompile(`^[a-z][a-z0-9\-_~.]+[a-z0-9]$`)
 	// placeholder is a {NAME} in the nfs.what and nfs.where templates.
 	placeholder = regexp.MustCompile(`\{([^{}]*)\}`)
 )

@@ -124,6 +124,34 @@ func TestUsernames(t *testing.T) {
 	}
 }
 
+// Names may be as long as their rules allow, and not a character longer (the lengths are checked
+// apart from the patterns).
+func TestNamesAreRefusedOnlyPastTheirLength(t *testing.T) {
+	for _, c := range []struct {
+		key  string
+		max  int
+		with func(*Config, string)
+	}{
+		{"spawner.unit_prefix", 64, func(c *Config, n string) { c.Spawner.UnitPrefix = n }},
+		{"role[0]", 255, func(c *Config, n string) { c.Roles = []Role{{Name: n}} }},
+		{"service[0]", 64, func(c *Config, n string) { c.Services = []Service{{Name: n}} }},
+		{"profile[0].name", 64, func(c *Config, n string) { c.Profiles = []Profile{{Name: n, Enabled: true}} }},
+		{"auth.admin_users", 64, func(c *Config, n string) { c.Auth.AdminUsers = []string{n} }},
+	} {
+		for _, n := range []int{c.max, c.max + 1} {
+			cfg := Default()
+			c.with(&cfg, strings.Repeat("a", n))
+			err := cfg.Validate()
+			if refused := err != nil && strings.Contains(err.Error(), c.key); refused != (n > c.max) {
+				t.Errorf("%s of %d characters: Validate() = %v", c.key, n, err)
+			}
+		}
+	}
+	if err := ValidUsername(strings.Repeat("a", 64)); err != nil {
+		t.Errorf("a username of 64 characters: %v", err)
+	}
+}
+
 // The example config documents every key with its default; keep it true.
 func TestExampleConfigIsTheDefaults(t *testing.T) {
 	data, err := os.ReadFile("../../contrib/config.example.toml")

@@ -69,8 +69,9 @@ func (c *Config) applyProfileEnv(lookup func(string) (string, bool)) {
 }
 
 // profileName is a slug: it names the profile in user_options, in a form field and in an
-// environment variable's name.
-var profileName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,62}[a-z0-9])?$`)
+// environment variable's name. At most 64 characters, checked apart
+// (a bounded repeat compiles to a copy of its class per character, at every start of the hub).
+var profileName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // validateProfiles checks every [[profile]]; keys are profile[N].key, N counting from 0 in the
 // order of the file.
@@ -79,7 +80,7 @@ func (c *Config) validateProfiles(bad func(key, format string, args ...any)) {
 	defaults := []string{}
 	for i, p := range c.Profiles {
 		key := func(k string) string { return fmt.Sprintf("profile[%d].%s", i, k) }
-		if !profileName.MatchString(p.Name) {
+		if len(p.Name) > 64 || !profileName.MatchString(p.Name) {
 			bad(key("name"), "%q must be 1 to 64 lowercase letters, digits or '-', starting and ending with a letter or digit (e.g. \"datascience\")", p.Name)
 		} else if j, dup := seen[p.Name]; dup {
 			bad(key("name"), "%q is also the name of profile[%d]; give each profile its own name", p.Name, j)

@@ -28,12 +28,14 @@ func NewUserHosts(subdomainHost string) UserHosts {
 // On says whether servers have hosts of their own.
 func (h UserHosts) On() bool { return h.domain != "" }
 
-var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// dnsLabel is a DNS label but for its length (at most 63), which is checked apart: a bounded
+// repeat compiles to a copy of its class per character, at every start of the hub.
+var dnsLabel = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?$`)
 
 // Label is the DNS label of a user's host: the name when it is one, else "u-" and a hash (names
 // may hold '.', '_' and '@', which a host name cannot).
 func Label(user string) string {
-	if dnsLabel.MatchString(user) && !strings.HasPrefix(user, "u-") {
+	if len(user) <= 63 && dnsLabel.MatchString(user) && !strings.HasPrefix(user, "u-") {
 		return user
 	}
 	sum := sha256.Sum256([]byte(user))

@@ -204,6 +204,9 @@ var migrations = []string{
 		value TEXT NOT NULL,
 		PRIMARY KEY (server_id, step)
 	);`,
+	// The servers that are not stopped, which the hub reads at every start (reconcile) before
+	// it listens: without an index that is a scan of everyone who ever spawned.
+	`CREATE INDEX servers_active ON servers(id) WHERE state != 'stopped';`,
 }
 
 func (s *Store) migrate(ctx context.Context) error {
