@@ -5,7 +5,7 @@
 #
 # Env: JHGO_BACKEND=vm (default: qemu VM, real cgroup v2 limits and NFS) | nspawn (quick loop,
 #      limits not enforced), JHGO_TEST_RUN=REGEX (-test.run inside the guest),
-#      JHGO_TEST_TIMEOUT (per binary, 15m), VMTEST_TIMEOUT (whole guest run, default 3600 s here),
+#      JHGO_TEST_TIMEOUT (per binary, 40m: a loaded host runs the bookworm e2e binary past 15 min), VMTEST_TIMEOUT (whole guest run, default 3600 s here),
 #      JHGO_SUITES (default "bookworm trixie": the guests to run in, in order),
 #      plus the VMTEST_* variables of test/vmtest/vmtest.sh.
 # The binaries are cgo builds for the host's glibc; the oldest guest is bookworm (glibc 2.36), so

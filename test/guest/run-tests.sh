@@ -3,7 +3,7 @@
 # vmtest guest with /mnt/io holding this script, setup.sh, pam.d-jupyterhub-go, the hub binary
 # jupyterhub-go and the test binaries *.test (optionally NAME.testdata/ dirs beside NAME.test).
 #
-# Every *.test runs with -test.v -test.timeout 15m in its own work dir (with testdata/ if shipped),
+# Every *.test runs with -test.v -test.timeout 40m in its own work dir (with testdata/ if shipped),
 # output streamed. The last line is `integration: N passed, N failed`, where N counts top-level
 # tests (`--- PASS:` / `--- FAIL:` lines at column 0); a binary that exits non-zero without a
 # top-level FAIL line (panic, timeout, bad flag) counts as one failed test. Exit 1 if any failed.
@@ -32,7 +32,7 @@ if [[ $VERSION_CODENAME == bookworm ]]; then
   export JUPYTERHUB_SINGLEUSER_APP=${JUPYTERHUB_SINGLEUSER_APP:-notebook.notebookapp.NotebookApp}
 fi
 echo "run-tests.sh: Debian $VERSION_CODENAME, $(systemctl --version | head -1), jupyterhub-singleuser $(jupyterhub-singleuser --version 2>/dev/null | tail -1)"
-args=(-test.v -test.timeout "${JHGO_TEST_TIMEOUT:-15m}")
+args=(-test.v -test.timeout "${JHGO_TEST_TIMEOUT:-40m}")
 [[ -n ${JHGO_TEST_RUN:-} ]] && args+=(-test.run "$JHGO_TEST_RUN")
 
 passed=0 failed=0 skipped=0 summary=()
