@@ -129,23 +129,11 @@ func (b *bench) spawn(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, h := range b.both() {
-		if _, exists, err := h.serverState(ctx, b.user); err == nil && exists {
-			if err := h.stopServer(ctx, b.user); err != nil {
-				return err
-			}
-		}
+	if err := b.stopServers(ctx); err != nil {
+		return err
 	}
 	med, err := interleave(b.reps, []string{"go", "py"}, func(t string) ([]float64, error) {
-		h := b.hub(t)
-		d, err := h.startServer(ctx, b.user)
-		if err != nil {
-			return nil, err
-		}
-		if err := h.stopServer(ctx, b.user); err != nil {
-			return nil, err
-		}
-		return []float64{ms(d)}, nil
+		return b.spawnOnce(ctx, t)
 	})
 	if err != nil {
 		return err
@@ -462,12 +450,10 @@ func (b *bench) ownSingleuser(ctx context.Context) (time.Duration, error) {
 // interleaved with them, so that all three see the same load. Both hubs go back to the backend
 // afterwards, for the figures that need it.
 func (b *bench) spawnSingleuser(ctx context.Context) (err error) {
+	if err := b.stopServers(ctx); err != nil {
+		return err
+	}
 	for _, h := range b.both() {
-		if _, exists, err := h.serverState(ctx, b.user); err == nil && exists {
-			if err := h.stopServer(ctx, b.user); err != nil {
-				return err
-			}
-		}
 		if _, err := runHook(ctx, h.hook, "set-cmd", h.kind, "singleuser"); err != nil {
 			return err
 		}
@@ -485,15 +471,7 @@ func (b *bench) spawnSingleuser(ctx context.Context) (err error) {
 			d, err := b.ownSingleuser(ctx)
 			return []float64{ms(d)}, err
 		}
-		h := b.hub(t)
-		d, err := h.startServer(ctx, b.user)
-		if err != nil {
-			return nil, err
-		}
-		if err := h.stopServer(ctx, b.user); err != nil {
-			return nil, err
-		}
-		return []float64{ms(d)}, nil
+		return b.spawnOnce(ctx, t)
 	})
 	if err != nil {
 		return err
@@ -509,4 +487,31 @@ func (b *bench) spawnSingleuser(ctx context.Context) (err error) {
 	}
 	b.add(row{fig: fmt.Sprintf("singleuser spawn overhead ms (own %.0f ms)", own), gov: f1(g - own), peer: f1(p - own), ratio: x((p - own) / (g - own)), goal: "<= 50 ms"})
 	return nil
+}
+
+// stopServers stops the bench user's server on both hubs where one runs, so that a spawn figure
+// starts from nothing.
+func (b *bench) stopServers(ctx context.Context) error {
+	for _, h := range b.both() {
+		if _, exists, err := h.serverState(ctx, b.user); err == nil && exists {
+			if err := h.stopServer(ctx, b.user); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// spawnOnce starts the bench user's server on one hub and stops it again: the milliseconds
+// from the request to ready, as one sample for interleave.
+func (b *bench) spawnOnce(ctx context.Context, kind string) ([]float64, error) {
+	h := b.hub(kind)
+	d, err := h.startServer(ctx, b.user)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.stopServer(ctx, b.user); err != nil {
+		return nil, err
+	}
+	return []float64{ms(d)}, nil
 }
