@@ -232,17 +232,16 @@ func (a *API) self(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
 		a.writeErr(w, err)
 		return
 	}
-	model["scopes"] = c.Scopes.List()
-	model["session_id"] = nil
-	model["token_id"] = nil
+	var tokenID, sessionID any
 	if c.Token != nil {
-		model["token_id"] = c.Token.APIID()
+		tokenID = c.Token.APIID()
 		if c.Token.SessionID != "" {
-			model["session_id"] = c.Token.SessionID
+			sessionID = c.Token.SessionID
 		}
 	} else if c.Session != nil {
-		model["session_id"] = c.Session.ID
+		sessionID = c.Session.ID
 	}
+	model.Scopes, model.TokenID, model.SessionID = ref(c.Scopes.List()), &tokenID, &sessionID
 	web.JSON(w, http.StatusOK, model)
 }
 

@@ -46,7 +46,7 @@ func (a *API) sharedServer(sv store.Server) map[string]any {
 	full := a.serverModel(context.Background(), sv, false) // without the state, nothing is read
 	return map[string]any{
 		"user": map[string]any{"name": sv.UserName}, "name": sv.Name,
-		"url": full["url"], "full_url": full["full_url"], "ready": full["ready"],
+		"url": full.URL, "full_url": full.FullURL, "ready": full.Ready,
 	}
 }
 

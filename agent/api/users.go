@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/url"
@@ -10,24 +11,85 @@ import (
 
 	"github.com/jupyterhub-go/jupyterhub-go/agent/auth"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/scopes"
-	"github.com/jupyterhub-go/jupyterhub-go/agent/servers"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/store"
 	"github.com/jupyterhub-go/jupyterhub-go/agent/web"
 )
 
+// userJSON is JupyterHub's user model on the wire. Which fields a caller sees depends on its
+// scopes, so every field but kind and name is a pointer, nil (and left out) where the caller
+// may not read it; a pointer to nil is a field JupyterHub sends as null. A struct rather than a
+// map because encoding a page of maps (reflecting every value, sorting every key) was ~40% of a
+// users list's CPU.
+type userJSON struct {
+	Kind         string                 `json:"kind"`
+	Name         string                 `json:"name"`
+	Admin        *bool                  `json:"admin,omitempty"`
+	Roles        *[]string              `json:"roles,omitempty"`
+	Groups       *[]string              `json:"groups,omitempty"`
+	Created      *any                   `json:"created,omitempty"`
+	LastActivity *any                   `json:"last_activity,omitempty"`
+	Server       *any                   `json:"server,omitempty"`
+	Pending      *any                   `json:"pending,omitempty"`
+	AuthState    *any                   `json:"auth_state,omitempty"`
+	Servers      *map[string]serverJSON `json:"servers,omitempty"`
+	// Only GET /user, the caller's own model, says what its credential holds.
+	Scopes    *[]string `json:"scopes,omitempty"`
+	TokenID   *any      `json:"token_id,omitempty"`
+	SessionID *any      `json:"session_id,omitempty"`
+}
+
+// serverJSON is JupyterHub's server model on the wire; State only for admin:server_state.
+type serverJSON struct {
+	Name            string          `json:"name"`
+	FullName        string          `json:"full_name"`
+	LastActivity    any             `json:"last_activity"`
+	Started         any             `json:"started"`
+	Pending         any             `json:"pending"`
+	Ready           bool            `json:"ready"`
+	Stopped         bool            `json:"stopped"`
+	URL             string          `json:"url"`
+	UserOptions     json.RawMessage `json:"user_options"`
+	ProgressURL     string          `json:"progress_url"`
+	FullURL         *string         `json:"full_url"`
+	FullProgressURL *string         `json:"full_progress_url"`
+	State           *serverState    `json:"state,omitempty"`
+}
+
+// serverState is the spawner's state, as JupyterHub shows a spawner's get_state(): where the
+// server runs, the GPUs it holds and, while it runs, what its unit's cgroup uses now.
+type serverState struct {
+	Unit  string           `json:"unit"`
+	Port  int              `json:"port"`
+	GPUs  []map[string]any `json:"gpus"`
+	Usage *usageJSON       `json:"usage"`
+}
+
+// usageJSON is a server's usage: memory in bytes, CPU time in seconds, and the share of one
+// CPU it used since cpu_percent_since (an earlier reading, or its start).
+type usageJSON struct {
+	MemoryBytes     uint64  `json:"memory_bytes"`
+	CPUSeconds      float64 `json:"cpu_seconds"`
+	CPUPercent      float64 `json:"cpu_percent"`
+	CPUPercentSince any     `json:"cpu_percent_since"`
+	At              any     `json:"at"`
+}
+
+// ref is a pointer to a copy of v: a field of userJSON that is present, with v as its value.
+func ref[T any](v T) *T { return &v }
+
 // userModel builds JupyterHub's user model, with only the fields the caller's scopes may read.
-func (a *API) userModel(ctx context.Context, u store.User, set scopes.Set, includeStopped bool) (map[string]any, error) {
+func (a *API) userModel(ctx context.Context, u store.User, set scopes.Set, includeStopped bool) (*userJSON, error) {
 	ms, err := a.userModels(ctx, []store.User{u}, set, includeStopped)
 	if err != nil {
 		return nil, err
 	}
-	return ms[0], nil
+	return &ms[0], nil
 }
 
 // userModels builds the user models of a page of users, reading what they need beyond the
 // users themselves (servers, auth state) for the whole page at once: a page costs the same
 // few statements whatever its size.
-func (a *API) userModels(ctx context.Context, users []store.User, set scopes.Set, includeStopped bool) ([]map[string]any, error) {
+func (a *API) userModels(ctx context.Context, users []store.User, set scopes.Set, includeStopped bool) ([]userJSON, error) {
 	ids := make([]int64, len(users))
 	var sealed []store.User // those whose auth state the caller may read
 	for i, u := range users {
@@ -41,20 +103,17 @@ func (a *API) userModels(ctx context.Context, users []store.User, set scopes.Set
 		return nil, err
 	}
 	states := a.gate.AuthStates(ctx, sealed)
-	out := make([]map[string]any, len(users))
+	out := make([]userJSON, len(users))
 	for i, u := range users {
-		out[i] = a.buildUserModel(ctx, u, set, servers[u.ID], states[u.ID])
+		a.buildUserModel(ctx, &out[i], u, set, servers[u.ID], states[u.ID])
 	}
 	return out, nil
 }
 
-// buildUserModel is one user's model from what userModels read.
-func (a *API) buildUserModel(ctx context.Context, u store.User, set scopes.Set, servers []store.Server, authState any) map[string]any {
+// buildUserModel fills in one user's model from what userModels read.
+func (a *API) buildUserModel(ctx context.Context, m *userJSON, u store.User, set scopes.Set, servers []store.Server, authState any) {
 	t := scopes.Target{User: u.Name, Groups: u.Groups}
-	// Sized for a full model's fields at once rather than grown field by field.
-	m := make(map[string]any, 16)
-	m["kind"], m["name"] = "user", u.Name
-	roles := a.gate.UserRoles(u)
+	m.Kind, m.Name = "user", u.Name
 	var def *store.Server
 	for i := range servers {
 		if servers[i].Name == "" {
@@ -62,42 +121,42 @@ func (a *API) buildUserModel(ctx context.Context, u store.User, set scopes.Set, 
 		}
 	}
 	if set.Allows("read:users:name", t) {
-		m["admin"] = u.Admin
+		m.Admin = ref(u.Admin)
 	}
 	if set.Allows("read:users:groups", t) {
-		m["groups"] = u.Groups
+		m.Groups = ref(u.Groups)
 	}
 	if set.Allows("read:users:activity", t) {
-		m["last_activity"] = web.ISOTime(u.LastActivity)
+		m.LastActivity = ref(web.ISOTime(u.LastActivity))
 	}
-	if set.Allows("read:roles:users", t) {
-		m["roles"], m["admin"] = roles, u.Admin
+	readRoles, readUsers := set.Allows("read:roles:users", t), set.Allows("read:users", t)
+	if readRoles || readUsers {
+		m.Roles, m.Admin = ref(a.gate.UserRoles(u)), ref(u.Admin)
 	}
-	if set.Allows("read:users", t) {
-		m["admin"], m["roles"], m["created"] = u.Admin, roles, web.ISOTime(u.Created)
-		m["server"], m["pending"] = nil, nil
+	if readUsers {
+		m.Created = ref(web.ISOTime(u.Created))
+		var server, pending any
 		if def != nil && def.State != store.Stopped {
-			m["pending"] = pendingOf(def.State)
+			pending = pendingOf(def.State)
 			if def.State == store.Running {
-				m["server"] = a.servers.URL(u.Name, "")
+				server = a.servers.URL(u.Name, "")
 			}
 		}
-		m["auth_state"] = nil
+		m.Server, m.Pending, m.AuthState = &server, &pending, ref[any](nil)
 	}
 	if set.Allows("admin:auth_state", t) {
-		m["auth_state"] = authState
+		m.AuthState = &authState
 	}
 	if readsServers(set, u.Name, t) {
-		sm := map[string]any{}
+		sm := make(map[string]serverJSON, len(servers))
 		for _, sv := range servers {
 			st := scopes.Target{User: u.Name, Groups: u.Groups, Server: sv.Name, HasServer: true}
 			if set.Allows("read:servers", st) {
 				sm[sv.Name] = a.serverModel(ctx, sv, set.Allows("admin:server_state", st))
 			}
 		}
-		m["servers"] = sm
+		m.Servers = &sm
 	}
-	return m
 }
 
 func pendingOf(state string) any {
@@ -110,61 +169,46 @@ func pendingOf(state string) any {
 	return nil
 }
 
-func (a *API) serverModel(ctx context.Context, sv store.Server, withState bool) map[string]any {
+func (a *API) serverModel(ctx context.Context, sv store.Server, withState bool) serverJSON {
 	progress := a.prefix + "/hub/api/users/" + sv.UserName + "/server/progress"
 	if sv.Name != "" {
 		progress = a.prefix + "/hub/api/users/" + sv.UserName + "/servers/" + sv.Name + "/progress"
 	}
-	opts := any(map[string]any{})
-	if len(sv.UserOptions) > 0 {
-		opts = sv.UserOptions
+	m := serverJSON{
+		Name:         sv.Name,
+		FullName:     sv.UserName + "/" + sv.Name,
+		LastActivity: web.ISOTime(sv.LastActivity),
+		Started:      web.ISOTime(sv.Started),
+		Pending:      pendingOf(sv.State),
+		Ready:        sv.State == store.Running,
+		Stopped:      sv.State == store.Stopped,
+		URL:          a.servers.URL(sv.UserName, sv.Name),
+		UserOptions:  sv.UserOptions,
+		ProgressURL:  progress,
 	}
-	m := map[string]any{
-		"name":              sv.Name,
-		"full_name":         sv.UserName + "/" + sv.Name,
-		"last_activity":     web.ISOTime(sv.LastActivity),
-		"started":           web.ISOTime(sv.Started),
-		"pending":           pendingOf(sv.State),
-		"ready":             sv.State == store.Running,
-		"stopped":           sv.State == store.Stopped,
-		"url":               a.servers.URL(sv.UserName, sv.Name),
-		"user_options":      opts,
-		"progress_url":      progress,
-		"full_url":          nil,
-		"full_progress_url": nil,
+	if len(m.UserOptions) == 0 {
+		m.UserOptions = json.RawMessage("{}")
 	}
 	if hosts := a.servers.Hosts(); hosts.On() {
-		m["full_url"], m["full_progress_url"] = a.servers.FullURL(sv.UserName, sv.Name), hosts.HubOrigin()+progress
+		m.FullURL, m.FullProgressURL = ref(a.servers.FullURL(sv.UserName, sv.Name)), ref(hosts.HubOrigin()+progress)
 	} else if a.cfg.Hub.PublicURL != "" {
 		// As JupyterHub: the full URLs are known only once the hub knows its public URL.
 		base := strings.TrimSuffix(a.cfg.Hub.PublicURL, "/")
 		if u, err := url.Parse(base); err == nil {
 			base = u.Scheme + "://" + u.Host
 		}
-		m["full_url"], m["full_progress_url"] = base+m["url"].(string), base+progress
+		m.FullURL, m.FullProgressURL = ref(base+m.URL), ref(base+progress)
 	}
 	if withState {
-		// The spawner's state, as JupyterHub shows a spawner's get_state(): where the server
-		// runs, the GPUs it holds and, while it runs, what its unit's cgroup uses now.
-		state := map[string]any{"unit": sv.Unit, "port": sv.Port, "gpus": a.heldGPUs(sv.ID), "usage": nil}
+		m.State = &serverState{Unit: sv.Unit, Port: sv.Port, GPUs: a.heldGPUs(sv.ID)}
 		if u, ok := a.servers.ServerUsage(ctx, sv); ok {
-			state["usage"] = usageModel(u)
+			m.State.Usage = &usageJSON{
+				MemoryBytes: u.MemoryBytes, CPUSeconds: u.CPU.Seconds(), CPUPercent: u.CPUPercent,
+				CPUPercentSince: web.ISOTime(u.CPUSince), At: web.ISOTime(u.At),
+			}
 		}
-		m["state"] = state
 	}
 	return m
-}
-
-// usageModel is a server's usage in JSON: memory in bytes, CPU time in seconds, and the share
-// of one CPU it used since cpu_percent_since (an earlier reading, or its start).
-func usageModel(u servers.ServerUsage) map[string]any {
-	return map[string]any{
-		"memory_bytes":      u.MemoryBytes,
-		"cpu_seconds":       u.CPU.Seconds(),
-		"cpu_percent":       u.CPUPercent,
-		"cpu_percent_since": web.ISOTime(u.CPUSince),
-		"at":                web.ISOTime(u.At),
-	}
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller) {
@@ -260,7 +304,7 @@ func (a *API) createUsers(w http.ResponseWriter, r *http.Request, c *auth.Caller
 			return
 		}
 	}
-	created := []map[string]any{}
+	created := []*userJSON{}
 	for _, name := range body.Usernames {
 		u, err := a.store.CreateUser(r.Context(), name, body.Admin)
 		if errors.Is(err, store.ErrExists) {

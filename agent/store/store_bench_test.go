@@ -89,3 +89,33 @@ func benchTokenStore(b *testing.B) (*Store, string) {
 	}
 	return s, secret
 }
+
+// BenchmarkServersOfUsers is the second read of a users list page: the servers of every user
+// on it, a quarter of whom have one (as BenchmarkListUsersHTTP in agent/api).
+func BenchmarkServersOfUsers(b *testing.B) {
+	for _, page := range []int{200, 1000} {
+		b.Run(fmt.Sprintf("page=%d", page), func(b *testing.B) {
+			s := benchStore(b, 1000)
+			ctx := context.Background()
+			ids := make([]int64, 0, page)
+			us, _, err := s.ListUsers(ctx, UserQuery{Limit: page})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for i, u := range us {
+				ids = append(ids, u.ID)
+				if i%4 == 0 {
+					if _, err := s.Server(ctx, u.ID, ""); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			for b.Loop() {
+				svs, err := s.ServersOfUsers(ctx, ids, false)
+				if err != nil || len(svs) != (page+3)/4 {
+					b.Fatalf("ServersOfUsers = %d users with servers, %v", len(svs), err)
+				}
+			}
+		})
+	}
+}
