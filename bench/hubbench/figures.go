@@ -140,8 +140,19 @@ func (b *bench) spawn(ctx context.Context) error {
 	}
 	g, p := med[0][0]-ms(own), med[1][0]-ms(own)
 	b.add(row{fig: fmt.Sprintf("spawn overhead ms (own start %.1f ms)", ms(own)), gov: f1(g), peer: f1(p), ratio: x(p / g), goal: "<= 50 ms"})
-	// The data-path figures need the server up on both hubs.
+	return b.serversUp(ctx)
+}
+
+// serversUp starts the bench user's server on each hub where it is not running: the data-path
+// figures measure it, and with BENCH_ONLY they may run without the spawn figures before them.
+func (b *bench) serversUp(ctx context.Context) error {
 	for _, h := range b.both() {
+		if ready, _, err := h.serverState(ctx, b.user); err != nil || ready {
+			if err != nil {
+				return err
+			}
+			continue
+		}
 		if _, err := h.startServer(ctx, b.user); err != nil {
 			return err
 		}
@@ -228,6 +239,9 @@ func (b *bench) getUser(ctx context.Context) error {
 // router measures /user/<name>/ through each hub's proxy and directly, and the CPU each proxy
 // process spends per request (jupyterhub-go: the hub; JupyterHub: CHP alone, the hub is idle).
 func (b *bench) router(ctx context.Context) error {
+	if err := b.serversUp(ctx); err != nil {
+		return err
+	}
 	pre := "/user/" + b.user + "/"
 	for _, c := range []int{4, 32} {
 		urls := map[string]string{"go": b.goHub.public + pre, "py": b.pyHub.public + pre, "direct": b.direct}
@@ -274,6 +288,9 @@ func (b *bench) router(ctx context.Context) error {
 func wsURL(u string) string { return "ws" + strings.TrimPrefix(u, "http") }
 
 func (b *bench) ws(ctx context.Context) error {
+	if err := b.serversUp(ctx); err != nil {
+		return err
+	}
 	pre := "/user/" + b.user + "/ws"
 	for _, bulk := range []int{0, 64 << 20} {
 		urls := []string{wsURL(b.goHub.public + pre), wsURL(b.pyHub.public + pre), wsURL(b.direct + "ws")}

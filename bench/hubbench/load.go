@@ -52,7 +52,10 @@ func hammer(ctx context.Context, url, token string, c int, dur time.Duration) (r
 			defer wg.Done()
 			tr := &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}
 			defer tr.CloseIdleConnections()
-			cl := &http.Client{Transport: tr, Timeout: 60 * time.Second}
+			// A redirect is not followed: a server that is not running answers with one to the
+			// login page, which must count as an error, not as a fast request.
+			cl := &http.Client{Transport: tr, Timeout: 60 * time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 			var lat []time.Duration
 			var b int64
 			e := 0
