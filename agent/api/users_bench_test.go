@@ -68,3 +68,16 @@ func BenchmarkListUsersHTTPParallel(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkGetUserHTTP is GET /hub/api/users/{name} through the whole hub with an admin's
+// token, as make bench's "one user GET" asks it of both hubs.
+func BenchmarkGetUserHTTP(b *testing.B) {
+	th := hubtest.New(b)
+	admin := th.User("root-admin", true)
+	th.User("alice", false)
+	for b.Loop() {
+		if r := th.Do("GET", "/hub/api/users/alice", admin, ""); r.Status != 200 {
+			b.Fatalf("GET = %d %s", r.Status, r.Body)
+		}
+	}
+}
