@@ -108,8 +108,10 @@ func (s *Store) ServersOfUsers(ctx context.Context, userIDs []int64, active bool
 		return out, nil
 	}
 	// One text for any number of users (a json_each list, not a placeholder each), so the
-	// statement is prepared once.
-	q := `SELECT ` + serverCols + ` FROM servers JOIN users ON users.id = servers.user_id
+	// statement is prepared once. CROSS JOIN keeps servers the outer loop: sqlite otherwise
+	// looks up every listed user, most of whom have no server (BenchmarkServersOfUsers: ~13%
+	// less for a page of 1,000).
+	q := `SELECT ` + serverCols + ` FROM servers CROSS JOIN users ON users.id = servers.user_id
 		WHERE servers.user_id IN (SELECT value FROM json_each(?))`
 	if active {
 		q += ` AND state != 'stopped'`
