@@ -147,10 +147,11 @@ func (b *bench) spawn(ctx context.Context) error {
 // figures measure it, and with BENCH_ONLY they may run without the spawn figures before them.
 func (b *bench) serversUp(ctx context.Context) error {
 	for _, h := range b.both() {
-		if ready, _, err := h.serverState(ctx, b.user); err != nil || ready {
-			if err != nil {
-				return err
-			}
+		ready, _, err := h.serverState(ctx, b.user)
+		if err != nil {
+			return err
+		}
+		if ready {
 			continue
 		}
 		if _, err := h.startServer(ctx, b.user); err != nil {
